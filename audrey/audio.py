@@ -1,0 +1,141 @@
+"""Audio I/O and the waveform-level preparation every clip goes through.
+
+Everything the model sees is mono float32 at SAMPLE_RATE. 8 kHz is the rate of the lowest-rate
+source Audrey reads (FSDD, telephone audio): resampling every source down to it makes an 8 kHz
+clip and a 48 kHz clip of the same voice look alike to the model, because neither can carry
+energy above 4 kHz any more (benchmarks/frontend_band.py measures this).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from audrey.errors import AudreyError
+
+SAMPLE_RATE = 8000  # Hz, the model's rate
+CLIP_SECONDS = 1.0  # a trimmed digit is centred in a window this long
+CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
+MAX_DIGIT_SECONDS = 10.0  # a "single digit" clip longer than this is a mistake, not a digit
+TRIM_TOP_DB = 35.0  # frames quieter than the loudest frame by this much count as silence
+TRIM_FRAME = 200  # 25 ms frames at SAMPLE_RATE for the silence trimmer
+TRIM_MARGIN = 0.05  # seconds of context kept either side of the detected speech
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
+    """High-quality (soxr 'HQ') resampling; a no-op when the rates agree."""
+    if rate_in == rate_out:
+        return audio.astype(np.float32, copy=False)
+    import soxr
+
+    return soxr.resample(audio, rate_in, rate_out, quality="HQ").astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
+    """Read wav/flac/ogg as mono float32 at `sr`. Bad files raise AudreyError naming the file."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudreyError(f"{path}: no such audio file")
+    if path.stat().st_size == 0:
+        raise AudreyError(f"{path}: the file is empty (0 bytes); re-record or remove it")
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types; all mean "not readable audio"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AudreyError(f"{path}: not a readable audio file ({reason})") from None
+    if audio.shape[0] == 0:
+        raise AudreyError(f"{path}: the file holds no audio samples")
+    if max_seconds is not None and audio.shape[0] / rate > max_seconds:
+        raise AudreyError(
+            f"{path}: {audio.shape[0] / rate:.1f} s long, over {max_seconds:.0f} s; "
+            "a clip should hold one digit (use `audrey transcribe` for long recordings)"
+        )
+    audio = audio.mean(axis=1)
+    if not np.isfinite(audio).all():
+        raise AudreyError(f"{path}: holds NaN or infinite samples; the file is corrupt")
+    return resample(audio, rate, sr)
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RATE) -> Path:
+    """Write 16-bit PCM WAV atomically: temp file in the same folder, fsync, rename.
+
+    A reader (or a crash) never sees a half-written file under the final name.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            sf.write(fh, np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX needs the directory itself synced)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def frame_db(audio: np.ndarray, frame: int = TRIM_FRAME) -> np.ndarray:
+    """RMS level in dBFS of consecutive non-overlapping frames."""
+    n = max(1, len(audio) // frame)
+    frames = audio[: n * frame].reshape(n, frame) if len(audio) >= frame else audio[None, :]
+    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    return 20 * np.log10(rms)
+
+
+def speech_bounds(audio: np.ndarray, top_db: float = TRIM_TOP_DB, sr: int = SAMPLE_RATE) -> tuple[int, int]:
+    """(start, end) sample indices of the span louder than (peak - top_db), with margins."""
+    frame = max(1, int(TRIM_FRAME * sr / SAMPLE_RATE))
+    db = frame_db(audio, frame)
+    loud = np.flatnonzero(db > db.max() - top_db)
+    margin = int(TRIM_MARGIN * sr)
+    start = max(0, loud[0] * frame - margin)
+    end = min(len(audio), (loud[-1] + 1) * frame + margin)
+    return start, end
+
+
+def trim_silence(audio: np.ndarray, top_db: float = TRIM_TOP_DB, sr: int = SAMPLE_RATE) -> np.ndarray:
+    start, end = speech_bounds(audio, top_db, sr)
+    return audio[start:end]
+
+
+def pad_or_trim(audio: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
+    """Centre `audio` in a window of `length` samples: zero-pad or cut equally from both ends."""
+    n = len(audio)
+    if n >= length:
+        start = (n - length) // 2
+        return audio[start : start + length]
+    left = (length - n) // 2
+    return np.pad(audio, (left, length - n - left))
+
+
+def prepare_clip(audio: np.ndarray, length: int = CLIP_SAMPLES, top_db: float = TRIM_TOP_DB) -> np.ndarray:
+    """What every single-digit clip becomes before the frontend: trimmed, peak-normalised, centred."""
+    audio = trim_silence(audio, top_db)
+    peak = np.abs(audio).max()
+    if peak > 0:
+        audio = audio * (0.9 / peak)  # level differences between corpora say nothing about the digit
+    return pad_or_trim(audio, length).astype(np.float32)

@@ -1,0 +1,57 @@
+"""Tables for people: rich renderings of stats and evaluations (the CLI's --json prints raw dicts)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(highlight=False)
+
+
+def print_stats(stats) -> None:
+    d = stats.to_dict()
+    out.print(f"[bold]{d['clips']}[/] clips, [bold]{d['speakers']}[/] speakers, [bold]{d['digits']}[/] digits "
+              f"from {', '.join(d['roots'])}")
+    out.print(f"sources: {d['sources']}   sample rates: {d['sample_rates']}")
+    dur = d["duration_seconds"]
+    if dur["min"] is not None:
+        out.print(f"duration: min {dur['min']:.2f} s, median {dur['median']:.2f} s, p95 {dur['p95']:.2f} s, "
+                  f"max {dur['max']:.2f} s, total {dur['total'] / 60:.1f} min")
+    table = Table(title="clips per speaker and digit")
+    table.add_column("speaker")
+    for digit in range(10):
+        table.add_column(str(digit), justify="right")
+    table.add_column("total", justify="right")
+    for speaker, digits in sorted(stats.by_speaker_digit.items()):
+        table.add_row(speaker, *[str(digits[i]) for i in range(10)], str(sum(digits.values())))
+    out.print(table)
+    if d["problems"]:
+        out.print(f"[yellow]{len(d['problems'])} problem(s):[/]")
+        for line in d["problems"][:20]:
+            out.print(f"  {line}")
+        if len(d["problems"]) > 20:
+            out.print(f"  ... and {len(d['problems']) - 20} more (see --json)")
+    else:
+        out.print("[green]no problems found[/]")
+
+
+def print_evaluation(summary: dict, worst: list[dict]) -> None:
+    out.print(f"accuracy [bold]{summary['accuracy']:.2%}[/] on {summary['clips']} clips")
+    table = Table(title="per speaker")
+    table.add_column("speaker")
+    table.add_column("accuracy", justify="right")
+    for speaker, acc in summary["per_speaker"].items():
+        table.add_row(speaker, f"{acc:.1%}")
+    out.print(table)
+    table = Table(title="per digit")
+    for digit in summary["per_digit"]:
+        table.add_column(str(digit), justify="right")
+    table.add_row(*[f"{acc:.0%}" for acc in summary["per_digit"].values()])
+    out.print(table)
+    if worst:
+        table = Table(title="most confidently wrong clips")
+        for col in ("clip", "digit", "predicted", "confidence"):
+            table.add_column(col)
+        for w in worst:
+            table.add_row(w["path"], str(w["digit"]), str(w["predicted"]), f"{w['confidence']:.2f}")
+        out.print(table)
