@@ -46,21 +46,37 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, max_seconds: floa
     if path.stat().st_size == 0:
         raise AudreyError(f"{path}: the file is empty (0 bytes); re-record or remove it")
     try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        fh = sf.SoundFile(str(path))
     except Exception as exc:  # soundfile raises several types; all mean "not readable audio"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AudreyError(f"{path}: not a readable audio file ({reason})") from None
+        raise AudreyError(f"{path}: not a readable audio file ({_first_line(exc)})") from None
+    with fh:
+        rate, frames = fh.samplerate, fh.frames
+        if frames == 0:
+            raise AudreyError(f"{path}: the file holds no audio samples")
+        # Checked from the header, before decoding: a mistaken hour-long file is refused without
+        # first being read into memory.
+        if max_seconds is not None and frames / rate > max_seconds:
+            raise AudreyError(
+                f"{path}: {frames / rate:.1f} s long, over {max_seconds:.0f} s; "
+                "a clip should hold one digit (use `audrey transcribe` for long recordings)"
+            )
+        try:
+            audio = fh.read(dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise AudreyError(f"{path}: not a readable audio file ({_first_line(exc)})") from None
     if audio.shape[0] == 0:
         raise AudreyError(f"{path}: the file holds no audio samples")
-    if max_seconds is not None and audio.shape[0] / rate > max_seconds:
-        raise AudreyError(
-            f"{path}: {audio.shape[0] / rate:.1f} s long, over {max_seconds:.0f} s; "
-            "a clip should hold one digit (use `audrey transcribe` for long recordings)"
-        )
     audio = audio.mean(axis=1)
     if not np.isfinite(audio).all():
         raise AudreyError(f"{path}: holds NaN or infinite samples; the file is corrupt")
-    return resample(audio, rate, sr)
+    audio = resample(audio, rate, sr)
+    if audio.size == 0:  # a few samples at a high rate resample to none at all
+        raise AudreyError(f"{path}: too short ({frames} samples at {rate} Hz) to hold any audio at {sr} Hz")
+    return audio
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RATE) -> Path:
@@ -109,6 +125,8 @@ def frame_db(audio: np.ndarray, frame: int = TRIM_FRAME) -> np.ndarray:
 def speech_bounds(audio: np.ndarray, top_db: float = TRIM_TOP_DB, sr: int = SAMPLE_RATE) -> tuple[int, int]:
     """(start, end) sample indices of the span louder than (peak - top_db), with margins."""
     frame = max(1, int(TRIM_FRAME * sr / SAMPLE_RATE))
+    if len(audio) == 0:
+        return 0, 0
     db = frame_db(audio, frame)
     loud = np.flatnonzero(db > db.max() - top_db)
     margin = int(TRIM_MARGIN * sr)
@@ -132,10 +150,16 @@ def pad_or_trim(audio: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
     return np.pad(audio, (left, length - n - left))
 
 
-def prepare_clip(audio: np.ndarray, length: int = CLIP_SAMPLES, top_db: float = TRIM_TOP_DB) -> np.ndarray:
-    """What every single-digit clip becomes before the frontend: trimmed, peak-normalised, centred."""
-    audio = trim_silence(audio, top_db)
-    peak = np.abs(audio).max()
+def prepare_clip(
+    audio: np.ndarray, length: int = CLIP_SAMPLES, top_db: float = TRIM_TOP_DB, sr: int = SAMPLE_RATE
+) -> np.ndarray:
+    """What every single-digit clip becomes before the frontend: trimmed, peak-normalised, centred.
+
+    `sr` is the rate of `audio`: the trimmer's frame and margin are durations, so a frontend at
+    another rate must say so or its clips are trimmed with frames and margins of the wrong length.
+    """
+    audio = trim_silence(audio, top_db, sr)
+    peak = np.abs(audio).max() if len(audio) else 0.0
     if peak > 0:
         audio = audio * (0.9 / peak)  # level differences between corpora say nothing about the digit
     return pad_or_trim(audio, length).astype(np.float32)

@@ -62,7 +62,12 @@ def parse_digit(label: str, where: Path | str) -> int:
 
 
 def audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    """Audio files in `folder`, hidden ones excluded: macOS leaves `._7_bob_0.wav` resource forks
+    beside every file it copies, and those are neither audio nor clips."""
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def _subdirs(folder: Path) -> list[Path]:

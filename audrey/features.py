@@ -19,7 +19,7 @@ from audrey import audio
 from audrey.console import progress, warn
 from audrey.corpora import Clip
 from audrey.errors import AudreyError
-from audrey.frontend import FrontendConfig, LogMel
+from audrey.frontend import FrontendConfig, LogMel, prepare
 
 
 def cache_root() -> Path:
@@ -43,22 +43,28 @@ class FeatureCache:
         path = self._path(digest)
         try:
             return np.load(path)
-        except (OSError, ValueError):
-            return None  # absent, or a torn write from a killed process: recompute
+        except (OSError, ValueError, EOFError):
+            # absent, or damaged (np.load raises EOFError for an empty file, ValueError for
+            # garbage or a short one): recompute
+            return None
 
     def put(self, digest: str, feats: np.ndarray) -> None:
         path = self._path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, feats)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, feats)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)  # a full disk must not leave temp files behind
+            raise
 
 
 def prepared_wave(path: Path, cfg: FrontendConfig) -> np.ndarray:
     """Load one single-digit clip and make it what the frontend expects."""
     wave = audio.load_audio(path, cfg.sample_rate, max_seconds=audio.MAX_DIGIT_SECONDS)
-    return audio.prepare_clip(wave, cfg.clip_samples, cfg.trim_top_db)
+    return prepare(wave, cfg)
 
 
 @torch.no_grad()

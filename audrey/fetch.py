@@ -10,6 +10,7 @@ unpacked into `<dest>/data/`, so the corpus folder is either complete or absent.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from audrey.console import progress
 from audrey.corpora import AUDIOMNIST_META
@@ -31,6 +33,7 @@ AUDIOMNIST_CLIPS = 30_000  # 60 speakers x 10 digits x 50 takes
 MEMBER = re.compile(r"(?:^|/)data/(\d{2})/(\d)_(\d{2})_(\d+)\.wav$")
 CHUNK = 1 << 20
 RETRIES = 4
+RANGE_NOT_SATISFIABLE = 416
 
 
 def fetch_audiomnist(
@@ -62,7 +65,8 @@ def is_local(source: str) -> bool:
 
 
 def local_archive(source: str) -> Path:
-    path = Path(urlparse(source).path) if source.startswith("file://") else Path(source)
+    # url2pathname undoes the URL's percent-encoding: file:///my%20data/a.zip is "/my data/a.zip"
+    path = Path(url2pathname(urlparse(source).path)) if source.startswith("file://") else Path(source)
     if not path.is_file():
         raise AudreyError(f"{source}: no such archive; give the path of the AudioMNIST .zip or .tar.gz")
     return path
@@ -78,7 +82,11 @@ def download(url: str, target: Path) -> Path:
         try:
             _download_once(url, part)
             break
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as exc:
+            if isinstance(exc, urllib.error.HTTPError) and exc.code == RANGE_NOT_SATISFIABLE and part.exists():
+                # The .part already holds the whole file (killed between the last byte and the
+                # rename): the server has nothing after it. Verification catches a bad one.
+                break
             if isinstance(exc, urllib.error.HTTPError) and exc.code < 500 and exc.code != 429:
                 raise AudreyError(f"{url}: HTTP {exc.code} {exc.reason}; check the URL") from None
             if attempt == RETRIES - 1:
@@ -159,13 +167,17 @@ def extract(archive: Path, dest: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     wanted = lambda n: bool(MEMBER.search(n)) or n.endswith(f"data/{AUDIOMNIST_META}")  # noqa: E731
+    # Path below the *last* "data/": the wanted names end in data/NN/D_NN_I.wav or data/<meta>, so
+    # this is always NN/D_NN_I.wav or <meta>, whatever the top folder is called (a top folder like
+    # "audiomnist-data/" fooled the first-"data/" cut) and whatever "../" a hostile name holds.
+    inside = lambda n: n.rsplit("data/", 1)[1]  # noqa: E731
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             members = [n for n in zf.namelist() if wanted(n)]
             with progress() as bar:
                 task = bar.add_task("unpack", total=len(members), status="")
                 for name in members:
-                    out = staging / name[name.index("data/") + len("data/") :]
+                    out = staging / inside(name)
                     out.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(name) as src, open(out, "wb") as dst:
                         shutil.copyfileobj(src, dst)
@@ -174,7 +186,7 @@ def extract(archive: Path, dest: Path) -> None:
         with tarfile.open(archive) as tf:
             for member in tf.getmembers():
                 if member.isfile() and wanted(member.name):
-                    out = staging / member.name[member.name.index("data/") + len("data/") :]
+                    out = staging / inside(member.name)
                     out.parent.mkdir(parents=True, exist_ok=True)
                     with tf.extractfile(member) as src, open(out, "wb") as dst:
                         shutil.copyfileobj(src, dst)

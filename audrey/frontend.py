@@ -59,6 +59,11 @@ class FrontendConfig:
         return hashlib.sha1(blob).hexdigest()[:12]
 
 
+def prepare(wave: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
+    """A single-digit waveform at cfg.sample_rate, made into the fixed-length clip the frontend expects."""
+    return audio.prepare_clip(wave, cfg.clip_samples, cfg.trim_top_db, cfg.sample_rate)
+
+
 @lru_cache(maxsize=None)
 def mel_filters(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
     """Slaney-normalised mel filterbank (n_mels, n_fft // 2 + 1), computed once per config."""

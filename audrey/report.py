@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 out = Console(highlight=False)
@@ -11,7 +12,7 @@ out = Console(highlight=False)
 def print_stats(stats) -> None:
     d = stats.to_dict()
     out.print(f"[bold]{d['clips']}[/] clips, [bold]{d['speakers']}[/] speakers, [bold]{d['digits']}[/] digits "
-              f"from {', '.join(d['roots'])}")
+              f"from {escape(', '.join(d['roots']))}")
     out.print(f"sources: {d['sources']}   sample rates: {d['sample_rates']}")
     dur = d["duration_seconds"]
     if dur["min"] is not None:
@@ -28,7 +29,7 @@ def print_stats(stats) -> None:
     if d["problems"]:
         out.print(f"[yellow]{len(d['problems'])} problem(s):[/]")
         for line in d["problems"][:20]:
-            out.print(f"  {line}")
+            out.print(f"  {escape(line)}")  # problems name files; a path's "[...]" is not markup
         if len(d["problems"]) > 20:
             out.print(f"  ... and {len(d['problems']) - 20} more (see --json)")
     else:

@@ -97,6 +97,10 @@ def take_split(clips: list[Clip], enroll_takes: int, test_from: int | None = Non
     `test_from` starts the test set at a later take (FSDD's k-shot protocol tests takes 10..49).
     Clips between the two go to validation.
     """
+    if test_from is not None and test_from < enroll_takes:
+        # takes[test_from:] would then include training takes: test scores on seen clips
+        raise AudreyError(f"test_from={test_from} is before the end of the {enroll_takes} enrolment takes; "
+                          "the test set would overlap the training set")
     groups: dict[tuple[str, int], list[Clip]] = defaultdict(list)
     for c in clips:
         groups[(c.speaker, c.digit)].append(c)

@@ -1,0 +1,65 @@
+"""Waveform in, digit out: the one classifier call that predict, transcribe and listen share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audrey import audio
+from audrey.errors import AudreyError
+from audrey.frontend import LogMel, prepare
+from audrey.modelfile import ModelBundle, load_model
+
+
+@dataclass
+class Prediction:
+    digit: int
+    confidence: float
+    top3: list[tuple[int, float]]
+    probs: list[float]
+
+    def to_dict(self) -> dict:
+        return {"digit": self.digit, "confidence": round(self.confidence, 4),
+                "top3": [{"digit": d, "p": round(p, 4)} for d, p in self.top3]}
+
+
+class Recognizer:
+    def __init__(self, bundle: ModelBundle):
+        self.bundle = bundle
+        self.frontend = LogMel(bundle.frontend)
+        self.model = bundle.model.eval()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Recognizer":
+        bundle, _ = load_model(path)
+        return cls(bundle)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.bundle.frontend.sample_rate
+
+    def prepare(self, wave: np.ndarray) -> np.ndarray:
+        return prepare(wave, self.bundle.frontend)
+
+    @torch.inference_mode()
+    def probabilities(self, waves: list[np.ndarray]) -> torch.Tensor:
+        """Class probabilities for single-digit waveforms at the model's rate (trimmed here)."""
+        batch = torch.from_numpy(np.stack([self.prepare(w) for w in waves]))
+        return self.model(self.frontend(batch)).softmax(-1)
+
+    def predict(self, waves: list[np.ndarray]) -> list[Prediction]:
+        out = []
+        for p in self.probabilities(waves):
+            top = torch.topk(p, 3)
+            out.append(Prediction(int(top.indices[0]), float(top.values[0]),
+                                  [(int(i), float(v)) for i, v in zip(top.indices, top.values)], p.tolist()))
+        return out
+
+    def predict_files(self, paths: list[Path]) -> list[Prediction]:
+        if not paths:
+            raise AudreyError("no audio files given")
+        waves = [audio.load_audio(p, self.sample_rate, max_seconds=audio.MAX_DIGIT_SECONDS) for p in paths]
+        return self.predict(waves)
