@@ -81,6 +81,96 @@ def data_stats(
         print_stats(stats)
 
 
+# --- models: train, eval, predict (issue 3) ---
+
+
+def model_path(path: Optional[Path]) -> Path:
+    path = path or DEFAULT_MODEL
+    if not path.exists():
+        hint = " (the bundled starter model is missing: reinstall, or train one with `audrey train`)" if path == DEFAULT_MODEL else ""
+        raise AudreyError(f"{path}: no such model file{hint}")
+    return path
+
+
+@app.command("train")
+@user_errors
+def train_cmd(
+    data: List[Path] = typer.Option(..., "--data", help="Corpus folder (repeatable): AudioMNIST, FSDD-style, digit folders, recordings/"),
+    model: str = typer.Option("cnn", "--model", help="Architecture: cnn | conformer"),
+    out: Path = typer.Option(Path("models/model.safetensors"), help="Model file to write"),
+    split: str = typer.Option("random", help="random | loso:SPEAKER | audiomnist:FOLD | none"),
+    val_speakers: int = typer.Option(1, help="Speakers held out for early stopping (loso split)"),
+    synth: int = typer.Option(0, help="Add espeak-ng digits from this many synthetic voices to training"),
+    epochs: int = typer.Option(30),
+    batch_size: int = typer.Option(64),
+    lr: float = typer.Option(3e-3),
+    patience: int = typer.Option(8, help="Stop after this many epochs without a better validation accuracy"),
+    seed: int = typer.Option(0),
+    no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation"),
+    resume: bool = typer.Option(False, help="Continue from the checkpoint beside --out after a crash or kill"),
+    wandb: Optional[str] = typer.Option(None, help="W&B mode: online | offline | disabled (default: $WANDB_MODE or offline)"),
+    project: Optional[str] = typer.Option(None, help="W&B project (default: $WANDB_PROJECT or audrey)"),
+    group: Optional[str] = typer.Option(None, help="W&B group"),
+    tags: Optional[List[str]] = typer.Option(None, "--tag", help="W&B tag (repeatable)"),
+):
+    """Train a CNN or Conformer; checkpoints every epoch; test on held-out speakers."""
+    from audrey.augment import NO_AUGMENT, AugmentConfig
+    from audrey.report import print_evaluation
+    from audrey.runs import train_run
+    from audrey.train import TrainConfig
+
+    cfg = TrainConfig(arch=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
+                      augment=NO_AUGMENT if no_augment else AugmentConfig())
+    run = train_run(data, out, cfg, split, val_speakers, synth, resume, wandb, project, group, tags)
+    if run.test is not None:
+        print_evaluation(run.test.summary(), run.test.worst(5))
+    err.print(f"model written to {run.model_path}; run record {run.record_path}")
+
+
+@app.command("eval")
+@user_errors
+def eval_cmd(
+    data: List[Path] = typer.Option(..., "--data", help="Corpus folder(s) to evaluate on"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    confusion: Path = typer.Option(Path("confusion.png"), help="Where to write the confusion-matrix PNG"),
+    worst: int = typer.Option(10, help="How many misclassified clips to list"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Accuracy overall, per speaker and per digit; confusion-matrix PNG; worst clips."""
+    from audrey.corpora import read_corpora
+    from audrey.evaluate import evaluate, plot_confusion
+    from audrey.modelfile import load_model
+    from audrey.report import print_evaluation
+
+    bundle, _ = load_model(model_path(model))
+    ev = evaluate(bundle, read_corpora(data))
+    plot_confusion(ev.confusion(), confusion, bundle.arch)
+    if as_json:
+        print_json({**ev.summary(), "worst": ev.worst(worst), "confusion_png": str(confusion)})
+    else:
+        print_evaluation(ev.summary(), ev.worst(worst))
+        err.print(f"confusion matrix: {confusion}")
+
+
+@app.command("predict")
+@user_errors
+def predict_cmd(
+    files: List[Path] = typer.Argument(..., help="Audio files, one digit each"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
+):
+    """Digit, confidence and top-3 for each file."""
+    from audrey.recognizer import Recognizer
+
+    recognizer = Recognizer.from_file(model_path(model))
+    for path, pred in zip(files, recognizer.predict_files(files)):
+        if as_json:
+            sys.stdout.write(json.dumps({"file": str(path), **pred.to_dict()}) + "\n")
+        else:
+            top = "  ".join(f"{d}:{p:.2f}" for d, p in pred.top3)
+            sys.stdout.write(f"{path}\t{pred.digit}\t{pred.confidence:.2f}\t(top-3 {top})\n")
+
+
 # --- recording (issue 4) ---
 
 
@@ -116,8 +206,9 @@ def record_cmd(
         "origin": origin, "recordingroom": recording_room, "device": recording_device,
     }
     record(
-        speaker, root, takes_per_digit, digits, device, rate, auto, take_timeout, max_attempts,
-        countdown, push_to_talk, seed, info, edit_info,
+        speaker, root, takes_per_digit=takes_per_digit, digits=digits, device=device, rate=rate, auto=auto,
+        take_timeout=take_timeout, max_attempts=max_attempts, countdown=countdown, push_to_talk=push_to_talk,
+        seed=seed, info=info, edit_info=edit_info,
     )
 
 

@@ -1,0 +1,144 @@
+"""The streaming segmenter: same answer for any block size, segments out as soon as speech ends,
+an adaptive floor, bounded memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from audrey.audio import load_audio
+from audrey.vad import FLOOR_WINDOW_SECONDS, FRAME_SECONDS, MARGIN_SECONDS, START_FRAMES, Segmenter, segment
+
+RATE = 16000
+
+
+def tone(seconds: float, db: float = -20.0, f0: float = 180.0) -> np.ndarray:
+    """A voiced-speech stand-in: a few harmonics of f0 at `db` dBFS RMS, 10 ms fades."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in (1, 2, 3, 4))
+    x *= 10 ** (db / 20) / np.sqrt(np.mean(x**2))
+    fade = np.minimum(1, np.minimum(np.arange(len(x)), np.arange(len(x))[::-1]) / (0.01 * RATE))
+    return (x * fade).astype(np.float32)
+
+
+def quiet(seconds: float, db: float | None = -70.0, seed: int = 0) -> np.ndarray:
+    n = int(seconds * RATE)
+    if db is None:
+        return np.zeros(n, np.float32)
+    return (10 ** (db / 20) * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def join(*parts):
+    return np.concatenate(parts)
+
+
+def stream(audio: np.ndarray, block: int, **kw) -> list:
+    seg = Segmenter(RATE, **kw)
+    out = []
+    for i in range(0, len(audio), block):
+        out += seg.feed(audio[i : i + block])
+    return out + seg.flush()
+
+
+def test_one_word_bounds_and_margins():
+    audio = join(quiet(0.5), tone(0.4), quiet(0.6, seed=1))
+    (s,) = segment(audio, RATE)
+    frame = int(FRAME_SECONDS * RATE)
+    assert abs(s.speech_start - int(0.5 * RATE)) <= 2 * frame
+    assert abs(s.speech_end - int(0.9 * RATE)) <= 2 * frame
+    assert s.speech_start - s.start == pytest.approx(MARGIN_SECONDS * RATE, abs=frame)
+    assert s.end - s.speech_end == pytest.approx(MARGIN_SECONDS * RATE, abs=frame)
+    assert np.array_equal(s.audio, audio[s.start : s.end])
+    assert s.floor_db == pytest.approx(-70, abs=3) and s.peak_db == pytest.approx(-20, abs=2)
+
+
+@pytest.mark.parametrize("block", [1, 37, 160, 320, 1000, 4096])
+def test_any_block_size_gives_the_same_segments(block):
+    audio = join(quiet(0.3), tone(0.3), quiet(0.5, seed=2), tone(0.5, -25, 140), quiet(0.4, seed=3))
+    whole = stream(audio, len(audio))
+    parts = stream(audio, block)
+    assert len(whole) == 2
+    assert [(s.start, s.end, s.speech_start, s.speech_end) for s in parts] == [
+        (s.start, s.end, s.speech_start, s.speech_end) for s in whole
+    ]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(parts, whole))
+
+
+def test_segment_is_emitted_as_soon_as_the_hangover_passes():
+    hangover = 0.2
+    audio = join(quiet(0.4), tone(0.3), quiet(2.0, seed=1))
+    seg = Segmenter(RATE, hangover=hangover)
+    block = 160
+    for i in range(0, len(audio), block):
+        out = seg.feed(audio[i : i + block])
+        if out:
+            emitted_at = i + block
+            break
+    else:
+        pytest.fail("no segment")
+    delay = (emitted_at - out[0].speech_end) / RATE
+    assert hangover - 0.011 <= delay <= hangover + 0.021  # within a frame or two of the hangover
+
+
+def test_pauses_shorter_than_the_hangover_stay_in_one_segment():
+    two = join(quiet(0.3), tone(0.3), quiet(0.1, seed=1), tone(0.3), quiet(0.5, seed=2))
+    assert len(segment(two, RATE, hangover=0.2)) == 1
+    assert len(segment(two, RATE, hangover=0.05)) == 2
+    apart = join(quiet(0.3), tone(0.3), quiet(0.5, seed=1), tone(0.3), quiet(0.5, seed=2))
+    assert len(segment(apart, RATE, hangover=0.2)) == 2
+
+
+def test_clicks_silence_and_faint_noise_are_not_speech():
+    click = np.zeros(int(0.02 * RATE), np.float32)
+    click[::7] = 0.5
+    assert segment(join(quiet(0.5), click, quiet(0.5)), RATE) == []
+    assert segment(quiet(2.0, None), RATE) == []  # digital silence: no floor at all
+    assert segment(quiet(2.0, -75), RATE) == []
+    # bursts quieter than MIN_LEVEL_DB over digital silence are ignored, however far above the floor
+    assert segment(join(quiet(0.5, None), tone(0.4, -66), quiet(0.5, None)), RATE) == []
+
+
+def test_the_floor_adapts_to_the_background():
+    # speech over a noisy background (-40 dBFS) is found, and the floor sits at the noise
+    noisy = join(quiet(0.8, -40), tone(0.4, -15) + quiet(0.4, -40, seed=5), quiet(0.8, -40, seed=6))
+    (s,) = segment(noisy, RATE)
+    assert s.floor_db == pytest.approx(-40, abs=3)
+    # a live stream: the room gets 30 dB louder (a fan); within FLOOR_WINDOW_SECONDS that is the new
+    # floor, and a word above it is found again
+    live = Segmenter(RATE)
+    out = live.feed(quiet(1.0, -70)) + live.feed(quiet(FLOOR_WINDOW_SECONDS + 0.5, -40, seed=7))
+    assert live.floor_db == pytest.approx(-40, abs=3)
+    assert not live.in_speech and all(s.speech_seconds <= FLOOR_WINDOW_SECONDS + 0.05 for s in out)
+    out = live.feed(join(tone(0.4, -15) + quiet(0.4, -40, seed=8), quiet(0.5, -40, seed=9)))
+    assert len(out) == 1 and not out[0].forced
+
+
+def test_buffers_stay_bounded():
+    seg = Segmenter(RATE, max_seconds=2.0)
+    limit = seg.margin_frames + START_FRAMES
+    for i in range(300):  # 60 s of room noise
+        seg.feed(quiet(0.2, -60, seed=i))
+        assert len(seg._frames) <= limit
+    # endless babble (loud syllables, short dips that never reach the floor): cut at max_seconds,
+    # the buffer never holds more than one segment
+    out = []
+    babble = join(tone(0.1, -10), tone(0.1, -30, 120))
+    for _ in range(50):  # 10 s
+        out += seg.feed(babble)
+        assert len(seg._frames) <= seg.max_frames + limit
+    assert len(out) >= 4 and all(s.forced and s.seconds <= 2.0 + 2 * MARGIN_SECONDS for s in out)
+
+
+def test_offline_segmentation_finds_speech_at_the_first_sample(espeak_digit):
+    clip = load_audio(espeak_digit(7), RATE)
+    start = np.flatnonzero(np.abs(clip) > 0.01)[0]
+    (s,) = segment(join(clip[start:], quiet(0.5, None)), RATE)
+    assert s.speech_start <= 2 * int(FRAME_SECONDS * RATE)
+
+
+def test_real_digits_are_one_segment_each(espeak_digit):
+    for voice in ("us", "gb"):
+        for d in range(10):
+            clip = load_audio(espeak_digit(d, voice), RATE)
+            segs = segment(join(quiet(0.3, None), clip, quiet(0.3, None)), RATE)
+            assert len(segs) == 1, (d, voice, [(s.speech_start, s.speech_end) for s in segs])
