@@ -9,11 +9,11 @@ energy above 4 kHz any more (benchmarks/frontend_band.py measures this).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from audrey.atomic import atomic_write_bytes
 from audrey.errors import AudreyError
 
 SAMPLE_RATE = 8000  # Hz, the model's rate
@@ -84,34 +84,13 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sr: int = SAMPLE_RAT
 
     A reader (or a crash) never sees a half-written file under the final name.
     """
+    import io
+
     import soundfile as sf
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in `folder` durable (POSIX needs the directory itself synced)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def frame_db(audio: np.ndarray, frame: int = TRIM_FRAME) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from audrey.errors import AudreyError
-from audrey.modelfile import atomic_write_bytes
+from audrey.atomic import atomic_write_bytes
 
 FORMAT = "audrey-checkpoint/1"
 
@@ -25,7 +25,8 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     for idx, slots in opt["state"].items():
         for key, value in slots.items():
             tensors[f"opt.{idx}.{key}"] = torch.as_tensor(value).contiguous()
-    tensors["rng"] = generator.get_state()
+    tensors["rng"] = generator.get_state()  # batch order and augmentation
+    tensors["rng_global"] = torch.get_rng_state()  # dropout
     metadata = {
         "format": FORMAT,
         "param_groups": json.dumps(opt["param_groups"]),
@@ -59,4 +60,5 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
         raise AudreyError(f"{path}: checkpoint does not match this training set-up ({str(exc).splitlines()[0]}); "
                           "resume with the same options, or delete it to start over") from None
     generator.set_state(tensors["rng"])
+    torch.set_rng_state(tensors["rng_global"])
     return json.loads(meta["state"])

@@ -252,5 +252,73 @@ def recordings_cmd(
         print_recordings(report)
 
 
+# --- live recognition (issue 6) ---
+
+
+@app.command("listen")
+@user_errors
+def listen_cmd(
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    device: Optional[str] = typer.Option(None, help="Input device: index or part of its name (default: the system's; see `audrey devices`)"),
+    rate: Optional[int] = typer.Option(None, help="Sample rate in Hz (default: the device's own)"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per event on stdout, for piping"),
+    rejected: bool = typer.Option(True, "--rejected/--no-rejected", help="Print 'not a digit' for words and noises (or nothing)"),
+    string_gap: float = typer.Option(0.9, help="Seconds of pause that end a digit string"),
+    calibration: Optional[Path] = typer.Option(None, help="Rejection calibration (default: <model>.reject.safetensors beside the model)"),
+):
+    """Recognise digits live from the microphone; digits said in one breath are grouped into a string."""
+    from audrey.listen import listen
+
+    listen(model_path(model), device, rate, as_json, rejected, string_gap, calibration)
+
+
+@app.command("transcribe")
+@user_errors
+def transcribe_cmd(
+    files: List[Path] = typer.Argument(..., help="Recordings of any length"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
+    rejected: bool = typer.Option(True, "--rejected/--no-rejected", help="List the sounds that were not digits"),
+    string_gap: float = typer.Option(0.9, help="Seconds of pause that end a digit string"),
+    calibration: Optional[Path] = typer.Option(None, help="Rejection calibration (default: <model>.reject.safetensors beside the model)"),
+):
+    """Digit strings in recordings, with per-digit times and confidence (the segmentation `listen` uses)."""
+    from audrey.reject import Judge
+    from audrey.stream import transcribe_file
+
+    judge = Judge.from_file(model_path(model), calibration)
+    for path in files:
+        t = transcribe_file(path, judge, string_gap)
+        if as_json:
+            out = t.to_dict()
+            if not rejected:
+                out.pop("rejected")
+            sys.stdout.write(json.dumps(out) + "\n")
+            continue
+        sys.stdout.write(f"{path}\t{t.text or '(no digits)'}\n")
+        for e in t.events:
+            if e.kind == "digit":
+                sys.stdout.write(f"  {e.start:8.2f}-{e.end:.2f} s  {e.digit}  ({e.confidence:.2f})\n")
+            elif e.kind == "rejected" and rejected:
+                sys.stdout.write(f"  {e.start:8.2f}-{e.end:.2f} s  not a digit  ({e.reason})\n")
+        sys.stdout.flush()
+
+
+@app.command("calibrate")
+@user_errors
+def calibrate_cmd(
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="Corpora the model was trained on (default: those its file names)"),
+    target: float = typer.Option(0.99, help="Fraction of correctly recognised held-out digits that must be accepted"),
+    out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.reject.safetensors beside the model)"),
+):
+    """Calibrate the rejection of words and noises that are not digits (used by listen and transcribe)."""
+    from audrey.reject import calibrate_model
+
+    path, report = calibrate_model(model_path(model), data, target, out)
+    err.print(f"rejection calibration written to {path}")
+    print_json(report)
+
+
 def main() -> None:  # pragma: no cover - console script entry
     app()

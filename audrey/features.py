@@ -8,14 +8,15 @@ features, and a moved or renamed corpus still hits the cache.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from audrey import audio
+from audrey.atomic import atomic_write_bytes
 from audrey.console import progress, warn
 from audrey.corpora import Clip
 from audrey.errors import AudreyError
@@ -49,16 +50,9 @@ class FeatureCache:
             return None
 
     def put(self, digest: str, feats: np.ndarray) -> None:
-        path = self._path(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, feats)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)  # a full disk must not leave temp files behind
-            raise
+        buf = io.BytesIO()
+        np.save(buf, feats)
+        atomic_write_bytes(self._path(digest), buf.getvalue(), durable=False)  # a cache: rename, no fsync
 
 
 def prepared_wave(path: Path, cfg: FrontendConfig) -> np.ndarray:

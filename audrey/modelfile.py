@@ -6,16 +6,14 @@ Loading reads tensors and JSON only; nothing in the file is ever executed (no pi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from audrey import DIGIT_WORDS, __version__
-from audrey.audio import fsync_dir
+from audrey.atomic import atomic_write_bytes
 from audrey.errors import AudreyError
 from audrey.frontend import FrontendConfig
 from audrey.hooks import HookedModule
@@ -48,23 +46,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"{__version__}+{commit}" if commit else __version__
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
 
 
 def save_model(bundle: ModelBundle, path: str | Path, extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:

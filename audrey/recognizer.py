@@ -26,11 +26,36 @@ class Prediction:
                 "top3": [{"digit": d, "p": round(p, 4)} for d, p in self.top3]}
 
 
+class FeaturesToProbs(torch.nn.Module):
+    """Frontend and model as one module, so it can be traced and frozen as a whole."""
+
+    def __init__(self, frontend: LogMel, model: torch.nn.Module):
+        super().__init__()
+        self.frontend, self.model = frontend, model
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.model(self.frontend(wave)).softmax(-1)
+
+
+def frozen(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+    """TorchScript-trace and freeze for inference: folds BatchNorm into the convolutions and drops
+    Python overhead per layer; at batch 1 that more than halves the latency on a CPU.
+    Hook points are Python-side, so observability code uses the eager model instead."""
+    import warnings
+
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        return torch.jit.freeze(torch.jit.trace(module.eval(), example))
+
+
 class Recognizer:
-    def __init__(self, bundle: ModelBundle):
+    def __init__(self, bundle: ModelBundle, fast: bool = True):
         self.bundle = bundle
         self.frontend = LogMel(bundle.frontend)
         self.model = bundle.model.eval()
+        self.pipeline = FeaturesToProbs(self.frontend, self.model).eval()
+        if fast:
+            self.pipeline = frozen(self.pipeline, torch.zeros(1, bundle.frontend.clip_samples))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Recognizer":
@@ -47,8 +72,7 @@ class Recognizer:
     @torch.inference_mode()
     def probabilities(self, waves: list[np.ndarray]) -> torch.Tensor:
         """Class probabilities for single-digit waveforms at the model's rate (trimmed here)."""
-        batch = torch.from_numpy(np.stack([self.prepare(w) for w in waves]))
-        return self.model(self.frontend(batch)).softmax(-1)
+        return self.pipeline(torch.from_numpy(np.stack([self.prepare(w) for w in waves])))
 
     def predict(self, waves: list[np.ndarray]) -> list[Prediction]:
         out = []

@@ -24,7 +24,6 @@ import re
 import select
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, deque
@@ -35,7 +34,8 @@ from typing import TextIO
 import numpy as np
 
 from audrey import DIGIT_WORDS, gate
-from audrey.audio import AUDIO_SUFFIXES, fsync_dir, write_audio
+from audrey.atomic import atomic_write_bytes, fsync_dir
+from audrey.audio import AUDIO_SUFFIXES, write_audio
 from audrey.console import err, warn
 from audrey.corpora import CLIP_NAME, SPEAKER_FIELDS, SPEAKER_META, parse_clip_name, read_speaker_meta
 from audrey.errors import AudreyError
@@ -149,21 +149,8 @@ def cleanup_temp_files(folder: Path) -> list[Path]:
 
 def write_info(folder: Path, info: dict[str, str]) -> Path:
     """speaker.json, atomically (temp file, fsync, rename), like the takes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / SPEAKER_META
-    fd, tmp = tempfile.mkstemp(prefix=f".{SPEAKER_META}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(info, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(folder)
-    return path
+    text = json.dumps(info, indent=2, ensure_ascii=False) + "\n"
+    return atomic_write_bytes(folder / SPEAKER_META, text.encode("utf-8"))
 
 
 def normalize_info(info: dict[str, str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ on a speaker-disjoint validation set, an atomic checkpoint every epoch, exact `-
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from audrey.models import build_model
 @dataclass(frozen=True)
 class TrainConfig:
     arch: str = "cnn"
-    epochs: int = 30
+    epochs: int = 15
     batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.01
@@ -59,6 +60,19 @@ def predict_features(model: torch.nn.Module, feats: torch.Tensor, batch: int = 5
     return torch.cat([model(feats[i : i + batch]).softmax(-1) for i in range(0, len(feats), batch)])
 
 
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup: float = 0.2):
+    """Linear warm-up over the first 20% of steps, then cosine decay to zero (one-cycle style,
+    but well-defined for runs of a handful of steps)."""
+    warm = max(1, round(warmup * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def labels_of(clips: list[Clip]) -> torch.Tensor:
     return torch.tensor([c.digit for c in clips])
 
@@ -87,7 +101,7 @@ def train(
     model = build_model(cfg.arch, n_mels=frontend.n_mels, **cfg.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(batches(len(x_train), cfg.batch_size, torch.Generator()))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.2)
+    scheduler = warmup_cosine(optimizer, cfg.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(cfg.seed)
     state = {"epoch": 0, "best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "history": [], "seconds": 0.0}
     best_weights = None
@@ -167,7 +181,7 @@ def best_weights_path(checkpoint: Path) -> Path:
 def save_weights(path: Path, weights: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save
 
-    from audrey.modelfile import atomic_write_bytes
+    from audrey.atomic import atomic_write_bytes
 
     atomic_write_bytes(path, save({k: v.contiguous() for k, v in weights.items()}))
 

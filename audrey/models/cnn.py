@@ -1,4 +1,11 @@
-"""A small residual CNN over log-mel spectrograms (depthwise-separable convolutions)."""
+"""A small CNN over log-mel spectrograms: five strided conv-BN-ReLU blocks, global average pool.
+
+Channels grow as the resolution shrinks, so most weights sit where convolutions are cheap
+(~8 MFLOPs per clip).
+
+Plain 3x3 convolutions beat depthwise-separable ones on this CPU (oneDNN runs dense convs well,
+depthwise ones poorly), and channels-last memory layout halves the training time.
+"""
 
 from __future__ import annotations
 
@@ -15,34 +22,25 @@ from audrey.models.common import Head, RangeNorm
 class CNNConfig:
     n_mels: int = 40
     n_classes: int = 10
-    stem: int = 32
-    channels: tuple[int, ...] = (64, 96, 128, 160)
-    dropout: float = 0.2
+    channels: tuple[int, ...] = (16, 32, 64, 96, 128)
+    dropout: float = 0.3
 
 
-def separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False),
-        nn.BatchNorm2d(c_in),
-        nn.Conv2d(c_in, c_out, 1, bias=False),
-        nn.BatchNorm2d(c_out),
-    )
+class ConvBlock(nn.Module):
+    """conv3x3 with stride 2 -> BatchNorm -> ReLU: halves time and frequency.
 
-
-class ResBlock(nn.Module):
-    """Two separable convs with a (strided 1x1) shortcut; halves time and frequency."""
+    A strided convolution computes only the outputs a 2x2 max-pool would keep: 4x fewer FLOPs.
+    """
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
-        self.conv1 = separable(c_in, c_out, 2)
-        self.conv2 = separable(c_out, c_out, 1)
-        self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, 2, bias=False), nn.BatchNorm2d(c_out))
+        self.conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
         self.act = nn.ReLU()
         self.hook_out = HookPoint()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2(self.act(self.conv1(x)))
-        return self.hook_out(self.act(y + self.shortcut(x)))
+        return self.hook_out(self.act(self.bn(self.conv(x))))
 
 
 class CNN(HookedModule):
@@ -53,16 +51,15 @@ class CNN(HookedModule):
         self.cfg = cfg
         self.norm = RangeNorm()
         self.hook_input = HookPoint()
-        self.stem = nn.Sequential(nn.Conv2d(1, cfg.stem, 3, 1, 1, bias=False), nn.BatchNorm2d(cfg.stem), nn.ReLU())
-        self.hook_stem = HookPoint()
-        widths = (cfg.stem, *cfg.channels)
-        self.blocks = nn.ModuleList(ResBlock(a, b) for a, b in zip(widths, widths[1:]))
+        widths = (1, *cfg.channels)
+        self.blocks = nn.ModuleList(ConvBlock(a, b) for a, b in zip(widths, widths[1:]))
         self.head = Head(widths[-1], cfg.n_classes, cfg.dropout)
         self.setup_hooks()
+        self.to(memory_format=torch.channels_last)
 
     def embed(self, feats: torch.Tensor) -> torch.Tensor:
         x = self.hook_input(self.norm(feats))
-        x = self.hook_stem(self.stem(x[:, None]))
+        x = x[:, None].contiguous(memory_format=torch.channels_last)
         for block in self.blocks:
             x = block(x)
         return x.mean(dim=(2, 3))

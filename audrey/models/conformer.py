@@ -16,11 +16,12 @@ from audrey.models.common import Head, RangeNorm
 class ConformerConfig:
     n_mels: int = 40
     n_classes: int = 10
-    d_model: int = 96
+    # Sized for a 2-core CPU: attention over 26 frames is cheap, per-layer overhead is not.
+    d_model: int = 64
     n_heads: int = 4
-    ffn_dim: int = 192
-    n_layers: int = 4
-    kernel_size: int = 15
+    ffn_dim: int = 128
+    n_layers: int = 2
+    kernel_size: int = 7
     dropout: float = 0.1
 
 
