@@ -16,6 +16,7 @@ from audrey.evaluate import Evaluation, evaluate, plot_confusion
 from audrey.features import cache_root
 from audrey.frontend import FrontendConfig
 from audrey.modelfile import save_model
+from audrey.models import config_from_dict
 from audrey.splits import Split, audiomnist_fold, leave_one_speaker_out, random_speaker_split
 from audrey.tracking import Tracker
 from audrey.train import TrainConfig, TrainResult, train
@@ -70,6 +71,7 @@ def train_run(
     tags: list[str] | None = None,
     frontend: FrontendConfig = FrontendConfig(),
 ) -> RunOutput:
+    config_from_dict(cfg.arch, cfg.model)  # an unknown architecture fails now, not after feature extraction
     clips = read_corpora(data)
     parts = make_split(clips, split, cfg.seed, val_speakers)
     extra = synthetic_clips(synth_voices, cfg.seed)  # training only: never in val or test

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from audrey.augment import AugmentConfig, augment_batch
 from audrey.checkpoint import load_checkpoint, save_checkpoint
-from audrey.console import err, progress
+from audrey.console import err, progress, quiet
 from audrey.corpora import Clip
 from audrey.errors import AudreyError
 from audrey.features import FeatureCache, clip_features
@@ -157,6 +157,8 @@ def train(
             if "val_acc" in record:
                 status += f" | val acc {record['val_acc']:.3f} (best {state['best_acc']:.3f} @ {state['best_epoch']})"
             bar.update(task, completed=state["epoch"], status=status)
+            if quiet():  # no live bar (CI, logs, pipes): one plain line per epoch instead
+                err.print(f"epoch {state['epoch']}/{cfg.epochs}: {status} ({record['epoch_seconds']:.0f} s)")
 
     model.load_state_dict(best_weights)
     model.eval()

@@ -1,0 +1,101 @@
+"""`audrey train / eval / predict` end to end on small real data, and their errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from audrey import DIGIT_WORDS
+from audrey.cli import DEFAULT_MODEL, app
+from audrey.runs import make_split
+from audrey.corpora import read_corpus
+from audrey.errors import AudreyError
+from helpers import require_fsdd
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUDREY_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def digit_folders(tmp_path, espeak_digit):
+    """zero/..nine/ folders holding espeak-ng clips in three voices: 30 clips."""
+    root = tmp_path / "digits"
+    for d, word in enumerate(DIGIT_WORDS):
+        (root / word).mkdir(parents=True)
+        for voice in ("us", "gb", "sc"):
+            (root / word / f"{voice}.wav").write_bytes(espeak_digit(d, voice).read_bytes())
+    return root
+
+
+def test_train_eval_predict_round_trip(tmp_path, digit_folders):
+    fsdd = require_fsdd()
+    out = tmp_path / "m.safetensors"
+    result = runner.invoke(app, ["train", "--data", str(fsdd), "--data", str(digit_folders), "--split", "loso:theo",
+                                 "--epochs", "2", "--batch-size", "32", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.exists() and out.with_suffix(".confusion.png").exists()
+    assert not out.with_suffix(".ckpt.safetensors").exists()  # checkpoints removed once the model is written
+    records = list((tmp_path / "runs").glob("*.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["test"]["clips"] == 500 and set(record["test"]["per_speaker"]) == {"theo"}
+
+    result = runner.invoke(app, ["eval", "--data", str(digit_folders), "--model", str(out), "--json",
+                                 "--confusion", str(tmp_path / "cm.png")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["clips"] == 30 and 0 <= summary["accuracy"] <= 1
+    assert (tmp_path / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    clip = digit_folders / "seven" / "us.wav"
+    result = runner.invoke(app, ["predict", str(clip), "--model", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    pred = json.loads(result.stdout.splitlines()[0])
+    assert pred["file"] == str(clip) and len(pred["top3"]) == 3 and 0 < pred["confidence"] <= 1
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"bundled starter model {DEFAULT_MODEL} not present")
+def test_starter_model_recognizes_the_readme_examples():
+    examples = DEFAULT_MODEL.parent / "examples"
+    result = runner.invoke(app, ["predict", str(examples / "seven.wav"), str(examples / "four.wav"), "--json"])
+    assert result.exit_code == 0, result.output
+    digits = [json.loads(line)["digit"] for line in result.stdout.splitlines()]
+    assert digits == [7, 4]
+
+
+def test_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, needle in [
+        (["predict", str(bad), "--model", str(tmp_path / "none.safetensors")], "no such model file"),
+        (["train", "--data", str(tmp_path / "nowhere")], "no such folder"),
+        (["train", "--data", str(empty)], "no audio clips"),
+        (["train", "--data", str(tmp_path)], "name is not <digit>_<speaker>_<take>"),
+        (["train", "--data", str(empty), "--model", "rnn"], "unknown architecture 'rnn'"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert needle in result.output and "Traceback" not in result.output
+
+
+def test_make_split_specs():
+    fsdd = require_fsdd()
+    clips = read_corpus(fsdd)
+    loso = make_split(clips, "loso:nicolas", seed=0, val_speakers=1)
+    assert {c.speaker for c in loso.test} == {"nicolas"}
+    assert len({c.speaker for c in loso.val}) == 1 and len({c.speaker for c in loso.train}) == 4
+    none = make_split(clips, "none", val_speakers=0)
+    assert len(none.train) == 3000 and not none.val and not none.test
+    with pytest.raises(AudreyError, match="unknown split"):
+        make_split(clips, "kfold:3")
