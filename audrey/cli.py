@@ -158,17 +158,21 @@ def predict_cmd(
     files: List[Path] = typer.Argument(..., help="Audio files, one digit each"),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
+    ood: bool = typer.Option(False, "--ood", help="Add an out-of-distribution score (needs `audrey ood-fit`; automatic when <model>.ood.safetensors exists)"),
 ):
     """Digit, confidence and top-3 for each file."""
     from audrey.recognizer import Recognizer
 
     recognizer = Recognizer.from_file(model_path(model))
-    for path, pred in zip(files, recognizer.predict_files(files)):
+    preds = recognizer.predict_files(files)
+    scores = ood_scores(model_path(model), recognizer.bundle, files, required=ood)  # None without OOD statistics
+    for i, (path, pred) in enumerate(zip(files, preds)):
         if as_json:
-            sys.stdout.write(json.dumps({"file": str(path), **pred.to_dict()}) + "\n")
+            sys.stdout.write(json.dumps({"file": str(path), **pred.to_dict(), **({"ood": scores[i]} if scores else {})}) + "\n")
         else:
             top = "  ".join(f"{d}:{p:.2f}" for d, p in pred.top3)
-            sys.stdout.write(f"{path}\t{pred.digit}\t{pred.confidence:.2f}\t(top-3 {top})\n")
+            flag = f"\tOOD {scores[i]['score']:.1f}{' (out of distribution)' if scores[i]['flagged'] else ''}" if scores else ""
+            sys.stdout.write(f"{path}\t{pred.digit}\t{pred.confidence:.2f}\t(top-3 {top}){flag}\n")
 
 
 # --- recording (issue 4) ---
@@ -309,15 +313,169 @@ def transcribe_cmd(
 def calibrate_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
     data: Optional[List[Path]] = typer.Option(None, "--data", help="Corpora the model was trained on (default: those its file names)"),
-    target: float = typer.Option(0.99, help="Fraction of correctly recognised held-out digits that must be accepted"),
+    target: float = typer.Option(0.98, help="Fraction of correctly recognised held-out digits that must be accepted"),
+    detector: Optional[Path] = typer.Option(None, help="Reuse the digit-or-not detector of this calibration file instead of training one"),
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.reject.safetensors beside the model)"),
 ):
-    """Calibrate the rejection of words and noises that are not digits (used by listen and transcribe)."""
+    """Train and calibrate the rejection of words and noises that are not digits (for listen and transcribe)."""
     from audrey.reject import calibrate_model
 
-    path, report = calibrate_model(model_path(model), data, target, out)
+    path, report = calibrate_model(model_path(model), data, target, out, detector)
     err.print(f"rejection calibration written to {path}")
     print_json(report)
+
+
+# --- observability (issue 7) ---
+
+
+def ood_scores(path: Path, bundle, files: List[Path], required: bool = False) -> Optional[list]:
+    """{"score", "threshold", "flagged"} per file from the OOD statistics beside the model; None
+    when there are none (an error instead when `required`)."""
+    from audrey import audio
+    from audrey.ood import load_for, score_waves
+
+    stats = load_for(path, bundle.model, required=required)
+    if stats is None:
+        return None
+    rate = bundle.frontend.sample_rate
+    waves = [audio.load_audio(f, rate, max_seconds=audio.MAX_DIGIT_SECONDS) for f in files]
+    return [stats.describe(s) for s in score_waves(bundle, stats, waves).tolist()]
+
+
+@app.command("probe")
+@user_errors
+def probe_cmd(
+    data: List[Path] = typer.Option(..., "--data", help="Corpus folder(s) to probe on (repeatable)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    targets: Optional[List[str]] = typer.Option(None, "--target", help="digit | speaker | gender | source (repeatable; default: every target the data supports)"),
+    layers: Optional[List[str]] = typer.Option(None, "--layer", help="Hook point to probe (repeatable; default: every one)"),
+    folds: int = typer.Option(3, help="Cross-validation folds"),
+    control: str = typer.Option("type", help="Control task: type (a random label per speaker and digit, Hewitt & Liang) | utterance (a random label per clip)"),
+    time_bins: int = typer.Option(4, help="Time bins each activation is averaged into"),
+    freq_bins: int = typer.Option(4, help="Frequency bands each CNN feature map is averaged into"),
+    random_init: bool = typer.Option(True, "--random-init/--no-random-init", help="Also probe a randomly initialised model of the same architecture"),
+    plot: Path = typer.Option(Path("probes.png"), help="Where to write the accuracy-by-layer PNG"),
+    save: Optional[Path] = typer.Option(None, help="Where to write the digit probes that `listen --observe` reads (default: <model>.probes.safetensors)"),
+    no_save: bool = typer.Option(False, "--no-save", help="Do not write the digit probes"),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
+    wandb: Optional[str] = typer.Option(None, help="W&B mode: online | offline | disabled (default: $WANDB_MODE or offline)"),
+    project: Optional[str] = typer.Option(None, help="W&B project (default: $WANDB_PROJECT or audrey)"),
+):
+    """Linear probes at every hook point for digit, speaker, gender and source, with controls."""
+    from audrey.corpora import read_corpora
+    from audrey.features import clip_features
+    from audrey.modelfile import load_model
+    from audrey.probes import (CONTROLS, TARGETS, capture, fit_probe_set, log_report, plot_report, print_report,
+                               probes_path, run_probes)
+    from audrey.tracking import Tracker
+
+    for t in targets or []:
+        if t not in TARGETS:
+            raise AudreyError(f"unknown probe target {t!r}; use one of {', '.join(TARGETS)}")
+    if control not in CONTROLS:
+        raise AudreyError(f"--control {control!r}: use one of {', '.join(CONTROLS)}")
+    if time_bins < 1 or freq_bins < 1:
+        raise AudreyError(f"--time-bins {time_bins} / --freq-bins {freq_bins}: each must be at least 1")
+    path = model_path(model)
+    bundle, _ = load_model(path)
+    unknown = [n for n in layers or [] if n not in bundle.model.hook_names()]
+    if unknown:
+        raise AudreyError(f"--layer {unknown[0]!r}: not a hook point of {path.name}; it has {', '.join(bundle.model.hook_names())}")
+    feats, clips = clip_features(read_corpora(data), bundle.frontend, desc="features (probe)")
+    config = {"model": str(path), "data": [str(d) for d in data], "targets": targets, "layers": layers, "folds": folds, "control": control,
+              "time_bins": time_bins, "freq_bins": freq_bins, "random_init": random_init, "seed": seed}
+    tracker = Tracker("probe", config, wandb, project)
+    try:
+        acts = capture(bundle.model, feats, layers or None, time_bins, freq_bins)
+        report = run_probes(bundle.model, feats, clips, targets, layers=layers or None, folds=folds, control=control, random_init=random_init,
+                            time_bins=time_bins, freq_bins=freq_bins, seed=seed, activations=acts)
+        png = plot_report(report, plot, f"{path.name} ({bundle.arch}) on {len(clips)} clips")
+        log_report(tracker, report, png)
+        saved = None
+        if not no_save and "digit" in report.targets:
+            probe_set = fit_probe_set(bundle.model, feats, clips, "digit", report, time_bins, freq_bins, activations=acts)
+            saved = probe_set.save(save or probes_path(path))
+    finally:
+        tracker.finish()
+    if as_json:
+        print_json({**report.to_dict(), "plot": str(png), "probes_file": str(saved) if saved else None})
+        return
+    print_report(report)
+    err.print(f"plot: {png}" + (f"; digit probes for `listen --observe`: {saved}" if saved else ""))
+
+
+@app.command("explain")
+@user_errors
+def explain_cmd(
+    files: List[Path] = typer.Argument(..., help="Audio files, one digit each"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    method: str = typer.Option("ig", help="ig (integrated gradients) | occlusion"),
+    out_dir: Path = typer.Option(Path("explain"), help="Folder for <name>.explain.png and <name>.relevant.wav"),
+    keep: float = typer.Option(0.2, help="Share of the spectrogram kept in the audible heatmap"),
+    fraction: float = typer.Option(0.1, help="Share of the spectrogram deleted in the faithfulness check"),
+    steps: int = typer.Option(32, help="Integration steps (ig)"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
+):
+    """Attribution heatmap PNG and audible heatmap WAV per file, and a deletion test of their faithfulness."""
+    from audrey.explain import METHODS, explain_file
+    from audrey.modelfile import load_model
+
+    if method not in METHODS:
+        raise AudreyError(f"--method {method!r}: use one of {', '.join(METHODS)}")
+    if not 0 < keep <= 1:
+        raise AudreyError(f"--keep {keep}: expected a share between 0 and 1 (e.g. 0.2)")
+    if not 0 < fraction < 1:
+        raise AudreyError(f"--fraction {fraction}: expected a share between 0 and 1 (e.g. 0.1)")
+    if steps < 1:
+        raise AudreyError(f"--steps {steps}: must be at least 1")
+    bundle, _ = load_model(model_path(model))
+    margins = []
+    for f in files:
+        ex = explain_file(bundle, f, out_dir, method, keep, fraction, steps)
+        d = ex.deletion
+        margins.append(d["margin_vs_random"])
+        if as_json:
+            sys.stdout.write(json.dumps(ex.to_dict()) + "\n")
+            continue
+        sys.stdout.write(f"{f}\t{ex.digit}\t{ex.confidence:.2f}\theatmap {ex.png}\taudible {ex.wav}\n"
+                         f"  deleting the top {fraction:.0%} cells: p drops {d['drop_top']:+.3f}; the same number at random: "
+                         f"{d['drop_random']:+.3f} (audible cells {d['drop_random_audible']:+.3f}, loudest {d['drop_loudest']:+.3f})\n")
+    if len(files) > 1 and not as_json:
+        err.print(f"deletion margin over {len(files)} clips: {sum(margins) / len(margins):+.3f} "
+                  f"(top beats random on {sum(m > 0 for m in margins)} of {len(files)})")
+
+
+@app.command("ood-fit")
+@user_errors
+def ood_fit_cmd(
+    model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    data: Optional[List[Path]] = typer.Option(None, "--data", help="The corpora the model was trained on (default: those its file names)"),
+    synth: Optional[int] = typer.Option(None, help="Synthetic voices to add (default: as many as the model trained with)"),
+    quantile: float = typer.Option(0.99, help="Share of held-out digits scored below the threshold"),
+    out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.ood.safetensors)"),
+):
+    """Fit the out-of-distribution statistics (class means and covariance of the penultimate layer)."""
+    from audrey.corpora import read_corpora
+    from audrey.modelfile import load_model
+    from audrey.ood import fit_from_clips, sidecar_path
+    from audrey.runs import synthetic_clips
+
+    path = model_path(model)
+    bundle, _ = load_model(path)
+    prov = bundle.provenance
+    if not data:
+        data = [Path(d) for d in prov.get("data", [])]
+        missing = [str(d) for d in data if not d.exists()]
+        if not data or missing:
+            raise AudreyError(f"{path}: its training corpora ({', '.join(missing) or 'not recorded'}) are not here; "
+                              "pass --data with the corpora it was trained on")
+    voices = prov.get("synth_voices", 0) if synth is None else synth
+    clips = read_corpora(data) + synthetic_clips(voices, prov.get("train", {}).get("seed", 0))
+    stats = fit_from_clips(bundle, clips, quantile=quantile)
+    written = stats.save(out or sidecar_path(path))
+    err.print(f"OOD statistics written to {written}")
+    print_json({"file": str(written), "threshold": stats.threshold, **stats.info})
 
 
 def main() -> None:  # pragma: no cover - console script entry
