@@ -176,15 +176,18 @@ def listen(
 
     try:
         with stream, Status(stream.name, stream.rate, pipeline) as status:
-            printer.start({"device": stream.name, "rate": stream.rate, "model": str(model),
-                           "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None,
-                           "time": round(time.time(), 3)})
+            started = False
             try:
                 while True:
                     block = stream.read(STALL_SECONDS)
                     if block is None:
                         raise AudreyError(f"input device {stream.name!r} stopped delivering audio for {STALL_SECONDS:g} s; "
                                           "check the connection or pick another with --device")
+                    if not started:  # "listening" once audio really flows: some servers connect late
+                        started = True
+                        printer.start({"device": stream.name, "rate": stream.rate, "model": str(model),
+                                       "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None,
+                                       "time": round(time.time(), 3)})
                     if block.dropped:
                         result.dropped += block.dropped
                         status.dropped = result.dropped

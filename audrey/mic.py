@@ -99,6 +99,8 @@ def resolve_device(spec: str | int | None) -> dict:
 class MicStream:
     """A live input stream. Use as a context manager; `read()` returns the next `Block` or None."""
 
+    live = True  # audio arrives in real time (FileStream: as fast as it is read)
+
     def __init__(self, device: str | int | None = None, rate: int | None = None, block_seconds: float = BLOCK_SECONDS):
         self.sd = _sounddevice()
         self.device = resolve_device(device)
@@ -190,6 +192,8 @@ class FileStream:
     """The MicStream interface over audio you hand it: `play()` queues a clip (array or file), and
     `read()` returns it in blocks, as fast as it is read. When nothing is queued it returns silence
     (or steady noise at `noise_db` dBFS) if `endless`, else raises StreamEnded."""
+
+    live = False
 
     def __init__(
         self,

@@ -47,6 +47,8 @@ TAKE_END_SECONDS = 0.4  # quiet this long ends a take: longer than gate.WORD_GAP
 MAX_TAKE_SECONDS = 4.0  # "speech" longer than this is cut and rejected as too long
 TAKE_TIMEOUT = 8.0  # seconds of listening before a prompt counts as "no speech"
 MAX_ATTEMPTS = 3  # rejected takes before a prompt is skipped (the summary lists it as missing)
+SETTLE_SECONDS = 0.3  # a live stream must have delivered this much audio before the first prompt:
+#                       some audio servers connect a new input stream only after it "started"
 MAX_FAILED_PROMPTS = 3  # prompts in a row given up after MAX_ATTEMPTS: something is wrong, stop asking
 COUNTDOWN_SECONDS = 1.0  # "3 2 1" before listening (interactive)
 AFTER_SAVE_SECONDS = 0.8  # time to press replay / redo before the next prompt (interactive)
@@ -260,6 +262,13 @@ class Listener:
         self.fed += len(block.samples)
         self._times.append((self.fed, block.time))
         return block, segments
+
+    def settle(self, seconds: float = SETTLE_SECONDS) -> None:
+        """Read a live stream until it has delivered `seconds` of audio, so that the first prompt is
+        only shown once the microphone is really heard (and the noise floor has a start)."""
+        if getattr(self.stream, "live", False):
+            while self.fed < seconds * self.rate:
+                self.next()
 
     def catch_up(self) -> int:
         """Feed whatever a live stream has queued up to now; returns the position of 'now'."""
@@ -532,6 +541,7 @@ class Session:
         try:
             with self.stream:
                 self.listener = Listener(self.stream)
+                self.listener.settle()
                 res.rate, res.device = self.listener.rate, self.stream.name
                 with self.ui:
                     failed = 0  # prompts in a row that used up every attempt

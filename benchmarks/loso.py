@@ -51,7 +51,7 @@ def inference_ms(recognizer: Recognizer, waves: list[np.ndarray]) -> float:
     return 1000 * statistics.median(times)
 
 
-def run(arch: str, cfg: TrainConfig, synth: int, speakers: list[str] | None) -> dict:
+def run(arch: str, cfg: TrainConfig, synth: int, speakers: list[str] | None, save: Path | None = None) -> dict:
     clips = read_corpus(FSDD)
     extra = synthetic_clips(synth, cfg.seed)
     folds = []
@@ -60,6 +60,9 @@ def run(arch: str, cfg: TrainConfig, synth: int, speakers: list[str] | None) -> 
         t0 = time.perf_counter()
         result = train(split.train + extra, [], cfg)
         seconds = time.perf_counter() - t0
+        if save is not None:  # the fold models are the "base without speaker s" of benchmarks/personal.py
+            save.mkdir(parents=True, exist_ok=True)
+            save_model(result.bundle, save / f"{arch}-without-{speaker}.safetensors")
         ev = evaluate(result.bundle, split.test)
         cm = ev.confusion()
         confusions = [f"{i}->{int(cm[i].argmax())} ({int(cm[i].max())})" for i in range(10)
@@ -114,6 +117,7 @@ def main() -> None:
     parser.add_argument("--synth", type=int, default=0, help="synthetic espeak-ng voices added to training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speaker", action="append", help="only these held-out speakers (default all 6)")
+    parser.add_argument("--save", type=Path, help="keep each fold's model here as <arch>-without-<speaker>.safetensors")
     args = parser.parse_args()
     if not FSDD.exists():
         sys.exit(f"FSDD not found at {FSDD}; set AUDREY_FSDD to the folder holding recordings/")
@@ -121,7 +125,7 @@ def main() -> None:
     results = []
     for arch in args.arch or ["cnn", "conformer"]:
         cfg = replace(TrainConfig(arch=arch, seed=args.seed), epochs=args.epochs, patience=10**6)
-        r = run(arch, cfg, args.synth, args.speaker)
+        r = run(arch, cfg, args.synth, args.speaker, args.save)
         results.append(r)
         (RESULTS / f"loso-{arch}.json").write_text(json.dumps(r, indent=2))
     print(f"\nFSDD leave-one-speaker-out ({results[0]['machine']})")

@@ -62,6 +62,40 @@ def vmic():
     if up.returncode != 0:
         pytest.skip(f"virtual microphone did not start (PulseAudio): {(up.stderr or up.stdout).strip()[-300:]}")
     started = "already up" not in up.stdout
+    problem = _vmic_passes_audio()
+    if problem:
+        pytest.fail(f"the virtual microphone is up but {problem} (see /tmp/vmic-pulse/pulse.log)")
     yield "vmic"
     if started and VMIC_DOWN.exists():
         subprocess.run([str(VMIC_DOWN)], capture_output=True)
+
+
+def _vmic_passes_audio(tries: int = 5) -> str | None:
+    """Play a short tone into the sink and hear it on the default input, as the tests will: this
+    proves the path works and warms up the audio server (its first connection can be slow).
+    Returns what went wrong, or None."""
+    import tempfile
+    import time
+
+    import numpy as np
+    import soundfile as sf
+
+    try:
+        import sounddevice as sd
+    except OSError as exc:  # no libportaudio2
+        pytest.skip(f"sounddevice cannot load PortAudio ({exc}); apt-get install libportaudio2")
+    rate = 16000
+    t = np.arange(int(0.3 * rate)) / rate
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tone:
+        sf.write(tone.name, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+        with sd.InputStream(samplerate=rate, channels=1, dtype="float32") as stream:
+            for _ in range(tries):
+                player = subprocess.Popen(["paplay", "--device=vmic", tone.name])
+                end = time.monotonic() + 2.0
+                while time.monotonic() < end:
+                    block, _ = stream.read(rate // 20)
+                    if np.sqrt(np.mean(block**2)) > 0.05:
+                        player.wait(10)
+                        return None
+                player.wait(10)
+    return f"a tone played into it was not heard on the default input in {tries} tries"

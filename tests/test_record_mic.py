@@ -72,12 +72,14 @@ class Recorder:
             if line.startswith(prefixes):
                 return line
 
-    def close(self, timeout: float = 10.0) -> int:
+    def close(self, timeout: float = 10.0) -> int | None:
+        """Wait for the recorder to exit; kill it after `timeout` (then None: a cleanup after a failure)."""
         try:
             return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
 
 
 def play(path: Path) -> subprocess.Popen:
