@@ -132,6 +132,7 @@ def train_cmd(
 def eval_cmd(
     data: List[Path] = typer.Option(..., "--data", help="Corpus folder(s) to evaluate on"),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
     confusion: Path = typer.Option(Path("confusion.png"), help="Where to write the confusion-matrix PNG"),
     worst: int = typer.Option(10, help="How many misclassified clips to list"),
     as_json: bool = typer.Option(False, "--json"),
@@ -139,10 +140,10 @@ def eval_cmd(
     """Accuracy overall, per speaker and per digit; confusion-matrix PNG; worst clips."""
     from audrey.corpora import read_corpora
     from audrey.evaluate import evaluate, plot_confusion
-    from audrey.modelfile import load_model
+    from audrey.personal import load_bundle
     from audrey.report import print_evaluation
 
-    bundle, _ = load_model(model_path(model))
+    bundle = load_bundle(model_path(model), weights)
     ev = evaluate(bundle, read_corpora(data))
     plot_confusion(ev.confusion(), confusion, bundle.arch)
     if as_json:
@@ -157,15 +158,19 @@ def eval_cmd(
 def predict_cmd(
     files: List[Path] = typer.Argument(..., help="Audio files, one digit each"),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
     ood: bool = typer.Option(False, "--ood", help="Add an out-of-distribution score (needs `audrey ood-fit`; automatic when <model>.ood.safetensors exists)"),
 ):
     """Digit, confidence and top-3 for each file."""
+    from audrey.personal import load_bundle
     from audrey.recognizer import Recognizer
 
-    recognizer = Recognizer.from_file(model_path(model))
+    recognizer = Recognizer.from_file(model_path(model), weights)
     preds = recognizer.predict_files(files)
-    scores = ood_scores(model_path(model), recognizer.bundle, files, required=ood)  # None without OOD statistics
+    # OOD statistics describe the base model's training data: with personal weights, ask the base
+    base = load_bundle(model_path(model)) if weights else recognizer.bundle
+    scores = ood_scores(model_path(model), base, files, required=ood)  # None without OOD statistics
     for i, (path, pred) in enumerate(zip(files, preds)):
         if as_json:
             sys.stdout.write(json.dumps({"file": str(path), **pred.to_dict(), **({"ood": scores[i]} if scores else {})}) + "\n")
@@ -173,6 +178,34 @@ def predict_cmd(
             top = "  ".join(f"{d}:{p:.2f}" for d, p in pred.top3)
             flag = f"\tOOD {scores[i]['score']:.1f}{' (out of distribution)' if scores[i]['flagged'] else ''}" if scores else ""
             sys.stdout.write(f"{path}\t{pred.digit}\t{pred.confidence:.2f}\t(top-3 {top}){flag}\n")
+
+
+@app.command("personalize")
+@user_errors
+def personalize_cmd(
+    speaker: Optional[str] = typer.Option(None, "--speaker", help="Whose voice: recordings/NAME (or a speaker in --data)"),
+    base: Optional[Path] = typer.Option(None, "--base", help="Base model file (default: the bundled starter model)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Personal weights file (default: models/NAME.personal.safetensors)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="Any labelled folder instead of recordings/NAME"),
+    recordings: Path = typer.Option(Path("recordings"), help="Where `audrey record` keeps speakers"),
+    holdout: int = typer.Option(1, help="Takes per digit held out to measure before/after (each digit keeps one to learn from)"),
+    curve: bool = typer.Option(True, "--curve/--no-curve", help="Also adapt on fewer takes, to see whether more would help"),
+    steps: Optional[int] = typer.Option(None, help="Adaptation steps (default: the benchmarked setting)"),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Adapt the base model to one voice from a few takes per digit; writes small personal weights."""
+    from audrey.personal import AdaptConfig, personalize, with_overrides
+    from audrey.report import print_personal
+
+    cfg = with_overrides(AdaptConfig(), steps=steps, seed=seed)
+    if holdout < 0:
+        raise AudreyError(f"--holdout {holdout}: must be 0 or more")
+    result = personalize(speaker, model_path(base), out, data, recordings, holdout, curve, cfg)
+    if as_json:
+        print_json(result.__dict__)
+    else:
+        print_personal(result)
 
 
 # --- recording (issue 4) ---
@@ -269,11 +302,12 @@ def listen_cmd(
     rejected: bool = typer.Option(True, "--rejected/--no-rejected", help="Print 'not a digit' for words and noises (or nothing)"),
     string_gap: float = typer.Option(0.9, help="Seconds of pause that end a digit string"),
     calibration: Optional[Path] = typer.Option(None, help="Rejection calibration (default: <model>.reject.safetensors beside the model)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
 ):
     """Recognise digits live from the microphone; digits said in one breath are grouped into a string."""
     from audrey.listen import listen
 
-    listen(model_path(model), device, rate, as_json, rejected, string_gap, calibration)
+    listen(model_path(model), device, rate, as_json, rejected, string_gap, calibration, weights)
 
 
 @app.command("transcribe")
@@ -285,12 +319,13 @@ def transcribe_cmd(
     rejected: bool = typer.Option(True, "--rejected/--no-rejected", help="List the sounds that were not digits"),
     string_gap: float = typer.Option(0.9, help="Seconds of pause that end a digit string"),
     calibration: Optional[Path] = typer.Option(None, help="Rejection calibration (default: <model>.reject.safetensors beside the model)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
 ):
     """Digit strings in recordings, with per-digit times and confidence (the segmentation `listen` uses)."""
     from audrey.reject import Judge
     from audrey.stream import transcribe_file
 
-    judge = Judge.from_file(model_path(model), calibration)
+    judge = Judge.from_file(model_path(model), calibration, weights=weights)
     for path in files:
         t = transcribe_file(path, judge, string_gap)
         if as_json:

@@ -140,6 +140,7 @@ def listen(
     show_rejected: bool = True,
     string_gap: float = STRING_GAP_SECONDS,
     calibration: Path | None = None,
+    weights: Path | None = None,
     stream=None,
     out: TextIO | None = None,
 ) -> ListenResult:
@@ -157,7 +158,7 @@ def listen(
         rate = rate or resolve_device(device)["default_rate"]
         stream = MicStream(device, rate)  # checks the device and rate before the model is loaded
     torch.set_num_threads(1)  # one short segment at a time: a second thread only adds wake-ups
-    judge = Judge.from_file(model, calibration)
+    judge = Judge.from_file(model, calibration, weights=weights)
     printer = Printer(out, as_json, show_rejected)
     result = ListenResult(device=stream.name, rate=stream.rate)
     previous = None
@@ -185,7 +186,7 @@ def listen(
                                           "check the connection or pick another with --device")
                     if not started:  # "listening" once audio really flows: some servers connect late
                         started = True
-                        printer.start({"device": stream.name, "rate": stream.rate, "model": str(model),
+                        printer.start({"device": stream.name, "rate": stream.rate, "model": str(model), "weights": str(weights) if weights else None,
                                        "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None,
                                        "time": round(time.time(), 3)})
                     if block.dropped:

@@ -48,6 +48,18 @@ def code_version() -> str:
     return f"{__version__}+{commit}" if commit else __version__
 
 
+def model_digest(model: torch.nn.Module) -> str:
+    """A digest of the weights (not of the file: provenance may change, the weights may not).
+    Sidecars (rejection calibration, OOD statistics, probes, personal weights) name their model by it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def save_model(bundle: ModelBundle, path: str | Path, extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
     from safetensors.torch import save
 

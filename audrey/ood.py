@@ -18,7 +18,6 @@ never applied to a model they were not fitted for.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from audrey.errors import AudreyError
+from audrey.modelfile import model_digest
 
 FORMAT = "audrey-ood/1"
 SUFFIX = ".ood.safetensors"
@@ -43,15 +43,6 @@ def sidecar_path(model_path: str | Path, suffix: str = SUFFIX) -> Path:
     name = model_path.name
     stem = name[: -len(".safetensors")] if name.endswith(".safetensors") else model_path.stem
     return model_path.with_name(stem + suffix)
-
-
-def model_digest(model: torch.nn.Module) -> str:
-    """A digest of the weights (not of the file: provenance may change, the weights may not)."""
-    h = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 @torch.no_grad()

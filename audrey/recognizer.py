@@ -58,9 +58,11 @@ class Recognizer:
             self.pipeline = frozen(self.pipeline, torch.zeros(1, bundle.frontend.clip_samples))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Recognizer":
-        bundle, _ = load_model(path)
-        return cls(bundle)
+    def from_file(cls, path: str | Path, weights: str | Path | None = None) -> "Recognizer":
+        """The model file, with personal weights (`audrey personalize`) applied when given."""
+        from audrey.personal import load_bundle
+
+        return cls(load_bundle(Path(path), Path(weights) if weights else None))
 
     @property
     def sample_rate(self) -> int:

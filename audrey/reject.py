@@ -40,7 +40,6 @@ re-uses one and only recalibrates the thresholds (seconds instead of minutes, e.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ import torch
 from audrey import DIGIT_WORDS
 from audrey.console import err, progress, warn
 from audrey.errors import AudreyError
+from audrey.modelfile import model_digest
 
 FORMAT = "audrey-reject/1"
 SUFFIX = ".reject.safetensors"
@@ -118,15 +118,19 @@ class JudgeNet(torch.nn.Module):
     """Frontend, digit model and detector in one module: from one waveform batch, the digit logits,
     the `head.hook_embed` activation (the head's input) and the detector's digit-or-not logits."""
 
-    def __init__(self, frontend: torch.nn.Module, model: torch.nn.Module, detector: torch.nn.Module | None):
+    def __init__(self, frontend: torch.nn.Module, model: torch.nn.Module, detector: torch.nn.Module | None,
+                 base: torch.nn.Module | None = None):
         super().__init__()
-        self.frontend, self.model, self.detector = frontend, model, detector
+        self.frontend, self.model, self.detector, self.base = frontend, model, detector, base
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         feats = self.frontend(wave)
         embed = self.model.embed(feats)
+        logits = self.model.head(embed)
+        if self.base is not None:  # personal weights: the digit is theirs, the likeness test the base's
+            embed = self.base.embed(feats)  # (the calibration's class means live in the base's space)
         other = self.detector(feats) if self.detector is not None else torch.zeros(wave.shape[0], OTHER + 1)
-        return self.model.head(embed), embed, other
+        return logits, embed, other
 
 
 @dataclass
@@ -216,15 +220,6 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_name(stem + SUFFIX)
 
 
-def model_digest(model: torch.nn.Module) -> str:
-    """A digest of the weights (not of the file: provenance may change, the weights may not)."""
-    h = hashlib.sha256()
-    for name, value in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def detector_agreement(detector_logits: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
     """The detector's probability for the digit the classifier chose: low when the detector hears
     "not a digit", and when it hears another digit (two models disagreeing is a sign of a stranger)."""
@@ -236,27 +231,31 @@ class Judge:
     `transcribe` share. One frozen forward pass gives the digit logits, the embedding and the
     detector's output."""
 
-    def __init__(self, recognizer, calibration: Calibration | None = None):
+    def __init__(self, recognizer, calibration: Calibration | None = None, base: torch.nn.Module | None = None):
         from audrey.recognizer import frozen
 
         self.recognizer = recognizer
         self.calibration = calibration
         clip = recognizer.bundle.frontend.clip_samples
         detector = calibration.detector if calibration is not None else None
-        net = JudgeNet(recognizer.frontend, recognizer.model, detector).eval()
+        net = JudgeNet(recognizer.frontend, recognizer.model, detector, base if calibration is not None else None).eval()
         self.net = frozen(net, torch.zeros(1, clip))
         for _ in range(3):  # TorchScript optimises on the first calls: pay for that now, not on the first digit
             self.forward([np.zeros(clip, np.float32)])
 
     @classmethod
-    def from_file(cls, model_path: Path, calibration: Path | None = None, need_calibration: bool = False) -> "Judge":
+    def from_file(cls, model_path: Path, calibration: Path | None = None, need_calibration: bool = False,
+                  weights: Path | None = None) -> "Judge":
         """The model and the calibration beside it (or `calibration`). Without one, warns and rejects
-        by length and confidence only (or refuses, with `need_calibration`)."""
+        by length and confidence only (or refuses, with `need_calibration`). With personal `weights`,
+        digits come from the personal model; the calibration is the base model's."""
         from audrey.modelfile import load_model
+        from audrey.personal import apply_personal
         from audrey.recognizer import Recognizer
 
         model_path = Path(model_path)
         bundle, _ = load_model(model_path)
+        personal = apply_personal(bundle, Path(weights), model_path) if weights else None
         path = Path(calibration) if calibration else sidecar_path(model_path)
         cal = None
         if path.exists():
@@ -269,6 +268,8 @@ class Judge:
         else:
             warn(f"no rejection calibration beside {model_path} ({path.name}): words and noises are rejected by "
                  f"length and confidence only; run `audrey calibrate --model {model_path}` for the full rejection")
+        if personal is not None:
+            return cls(Recognizer(personal, fast=False), cal, base=bundle.model)
         return cls(Recognizer(bundle, fast=False), cal)
 
     @property

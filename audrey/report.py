@@ -56,3 +56,19 @@ def print_evaluation(summary: dict, worst: list[dict]) -> None:
         for w in worst:
             table.add_row(w["path"], str(w["digit"]), str(w["predicted"]), f"{w['confidence']:.2f}")
         out.print(table)
+
+
+def print_personal(r) -> None:
+    takes = sum(r.takes.values())
+    out.print(f"personal weights for [bold]{escape(r.speaker)}[/]: {escape(str(r.path))} "
+              f"({r.file_bytes / 1e3:.0f} kB, {r.changed} tensors differ from the base)")
+    out.print(f"adapted on {takes} takes ({min(r.takes.values())}-{max(r.takes.values())} per digit) in {r.adapt_seconds:.1f} s")
+    if r.before is None:
+        out.print("[yellow]no held-out takes[/]: record 2 or more per digit to measure before/after")
+    else:
+        out.print(f"on {r.held_out} held-out takes of your voice: base [bold]{r.before:.1%}[/] -> "
+                  f"personal [bold]{r.after:.1%}[/] (held-out takes not used; the file uses every take)")
+        if len(r.curve) > 1:
+            out.print("learning curve: " + ", ".join(f"{p['takes_per_digit']}/digit {p['accuracy']:.1%}" for p in r.curve))
+    out.print(r.advice)
+    out.print(f"use it: audrey listen --weights {escape(str(r.path))}")

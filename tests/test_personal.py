@@ -1,0 +1,158 @@
+"""Personal weights: adaptation on a voice the base handles badly, the weights file, and its errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from audrey import DIGIT_WORDS
+from audrey.cli import app
+from audrey.errors import AudreyError
+from audrey.modelfile import load_model, model_digest, save_model
+from audrey.recognizer import Recognizer
+from audrey.personal import (
+    FORMAT,
+    AdaptConfig,
+    apply_personal,
+    check_enrollment,
+    first_takes,
+    learning_curve_advice,
+    load_bundle,
+    personalize,
+    read_personal,
+    split_takes,
+)
+from helpers import one_line_error
+from test_stream import tiny_model  # noqa: F401  (a small CNN trained on 6 espeak voices, once per session)
+
+# A voice none of the tiny model's training voices resembles: espeak-ng's en-us m3, shifted down
+# five semitones by sox (a deeper voice), at six speaking rates. The tiny model gets about half right.
+VOICE = ("en-us", "m3", 50)
+SHIFT = ["pitch", "-500"]
+SPEEDS = (120, 140, 160, 180, 200, 220)
+
+
+@pytest.fixture(scope="session")
+def deep_voice(tmp_path_factory) -> Path:
+    """recordings/deep/: six takes of each digit, named as `audrey record` names them."""
+    from audrey.synth import Voice, say
+
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("espeak-ng and sox are needed (apt-get install espeak-ng sox)")
+    root = tmp_path_factory.mktemp("personal") / "recordings"
+    raw = root.parent / "raw"
+    folder = root / "deep"
+    folder.mkdir(parents=True)
+    for digit, word in enumerate(DIGIT_WORDS):
+        for take, speed in enumerate(SPEEDS):
+            src = say(word, Voice(*VOICE), speed, raw / f"{digit}_{take}.wav")
+            subprocess.run(["sox", str(src), str(folder / f"{digit}_deep_{take}.wav"), *SHIFT], check=True)
+    return root
+
+
+def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tmp_path):
+    """Three takes per digit enrolled, three held out: the base gets at most 70% of the held-out
+    takes, the personal weights at least 90% and at least 20 points more; the file says so."""
+    out = tmp_path / "deep.personal.safetensors"
+    r = personalize("deep", tiny_model, out, recordings=deep_voice, holdout=3, curve=False)
+    assert r.held_out == 30 and r.takes == {d: 6 for d in range(10)}
+    assert r.before <= 0.7, f"the base should handle this voice badly, got {r.before:.0%}"
+    assert r.after >= 0.9 and r.after >= r.before + 0.2, (r.before, r.after)
+    meta, tensors = read_personal(out)
+    assert meta["format"] == FORMAT and meta["arch"] == "cnn"
+    base, _ = load_model(tiny_model)
+    assert meta["base_digest"] == model_digest(base.model)
+    info = meta["info"]
+    assert info["speaker"] == "deep" and info["takes"] == {str(d): 6 for d in range(10)}
+    assert len(info["take_files"]) == 60 and (info["before"], info["after"]) == (r.before, r.after)
+    assert "head.fc.weight" in tensors and r.file_bytes == out.stat().st_size
+
+    # `predict --weights` uses the personal model (the file was adapted on all 60 takes): it differs
+    # from the base, and it is what load_bundle gives
+    personal = load_bundle(tiny_model, out)
+    assert model_digest(personal.model) != model_digest(base.model)
+    assert personal.provenance["personal"]["speaker"] == "deep"
+    runner = CliRunner()
+    takes = sorted((deep_voice / "deep").glob("*.wav"))
+    res = runner.invoke(app, ["predict", "--model", str(tiny_model), "--weights", str(out), "--json", *map(str, takes)])
+    assert res.exit_code == 0, res.output
+    predicted = [json.loads(line)["digit"] for line in res.stdout.splitlines()]
+    assert predicted == [p.digit for p in Recognizer(personal).predict_files(takes)]
+    assert predicted != [p.digit for p in Recognizer(base).predict_files(takes)]
+
+    res = runner.invoke(app, ["eval", "--data", str(deep_voice / "deep"), "--model", str(tiny_model), "--weights", str(out),
+                              "--json", "--confusion", str(tmp_path / "cm.png")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["accuracy"] >= 0.9
+
+
+def test_personalize_cli_reports_before_after_and_curve(tiny_model, deep_voice, tmp_path):
+    out = tmp_path / "p.personal.safetensors"
+    res = CliRunner().invoke(app, ["personalize", "--speaker", "deep", "--recordings", str(deep_voice), "--base", str(tiny_model),
+                                   "--out", str(out), "--holdout", "2", "--steps", "20", "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["held_out"] == 20 and [p["takes_per_digit"] for p in r["curve"]] == [1, 2, 4]
+    assert 0 <= r["before"] <= 1 and r["after"] == r["curve"][-1]["accuracy"] and r["advice"]
+    assert read_personal(out)[0]["info"]["adapt"]["steps"] == 20
+
+
+def test_wrong_or_changed_base_is_a_clear_error(tiny_model, deep_voice, tmp_path):
+    out = tmp_path / "deep.personal.safetensors"
+    personalize("deep", tiny_model, out, recordings=deep_voice, holdout=0, curve=False, cfg=AdaptConfig(steps=2))
+    # a base that changed: one weight nudged, saved under the same name elsewhere
+    base, _ = load_model(tiny_model)
+    with torch.no_grad():
+        base.model.head.fc.bias[0] += 1e-3
+    changed = save_model(base, tmp_path / "tiny.safetensors")
+    with pytest.raises(AudreyError, match=r"personal weights made for another base model .*tiny\.safetensors has weights"):
+        load_bundle(changed, out)
+    res = CliRunner().invoke(app, ["predict", "--model", str(changed), "--weights", str(out), str(next((deep_voice / "deep").glob("*.wav")))])
+    assert res.exit_code == 2 and "made for another base model" in one_line_error(res.output)
+    # a model file where personal weights belong, a truncated file, a missing one
+    with pytest.raises(AudreyError, match="it is a model file: pass it with --model"):
+        apply_personal(base, changed)
+    cut = tmp_path / "cut.personal.safetensors"
+    cut.write_bytes(out.read_bytes()[:200])
+    with pytest.raises(AudreyError, match="not a readable personal weights file"):
+        apply_personal(base, cut)
+    res = CliRunner().invoke(app, ["eval", "--data", str(deep_voice), "--model", str(tiny_model), "--weights", str(tmp_path / "none.safetensors")])
+    assert res.exit_code == 2 and "none.safetensors: no such personal weights file" in one_line_error(res.output)
+
+
+def test_missing_digits_and_unknown_speaker_are_clear_errors(tiny_model, deep_voice, tmp_path):
+    partial = tmp_path / "recordings" / "deep"
+    partial.mkdir(parents=True)
+    for path in (deep_voice / "deep").glob("*.wav"):
+        if path.name[0] not in "37":
+            shutil.copy(path, partial / path.name)
+    runner = CliRunner()
+    res = runner.invoke(app, ["personalize", "--speaker", "deep", "--recordings", str(tmp_path / "recordings"), "--base", str(tiny_model)])
+    msg = one_line_error(res.output)
+    assert res.exit_code == 2 and "missing: 3 (three): 0, 7 (seven): 0" in msg and "audrey record --speaker deep --digits 3,7" in msg, msg
+    res = runner.invoke(app, ["personalize", "--speaker", "nobody", "--recordings", str(tmp_path / "recordings"), "--base", str(tiny_model)])
+    assert res.exit_code == 2 and "no recordings for speaker 'nobody'" in one_line_error(res.output)
+    assert not list(tmp_path.glob("**/*.personal.safetensors"))
+
+
+def test_take_selection_and_advice():
+    from audrey.corpora import Clip
+
+    clips = [Clip(Path(f"{d}_x_{t}.wav"), d, "x", "t", t) for d in range(10) for t in range(5)]
+    enroll, held = split_takes(clips, 2)
+    assert len(enroll) == 30 and {c.take for c in held} == {3, 4}
+    assert {c.take for c in first_takes(enroll, 2)} == {0, 1} and len(first_takes(enroll, 2)) == 20
+    one = [c for c in clips if c.take == 0]
+    assert split_takes(one, 1) == (one, [])  # every digit keeps its only take
+    with pytest.raises(AudreyError, match=r"need at least 2 per digit, missing: 0 \(zero\): 1"):
+        check_enrollment([c for c in clips if c.take < 2 and c.digit != 0] + clips[:1], need=2)
+    assert "more take(s) per digit should halve it" in learning_curve_advice(
+        [{"takes_per_digit": 1, "accuracy": 0.8}, {"takes_per_digit": 4, "accuracy": 0.95}], 5)
+    assert "more takes would add little" in learning_curve_advice([{"takes_per_digit": 1, "accuracy": 0.99},
+                                                                   {"takes_per_digit": 4, "accuracy": 1.0}], 5)
