@@ -21,6 +21,21 @@ data_app = typer.Typer(no_args_is_help=True, help="Corpora: fetch AudioMNIST, in
 app.add_typer(data_app, name="data")
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "starter.safetensors"
+runs_app = typer.Typer(no_args_is_help=True, help="Run records: list, compare, sync to W&B.")
+app.add_typer(runs_app, name="runs")
+
+# the W&B options every command that produces results takes
+WANDB_OPT = typer.Option(None, "--wandb", help="W&B mode: online | offline | disabled (default: $WANDB_MODE or offline)")
+PROJECT_OPT = typer.Option(None, "--project", help="W&B project (default: $WANDB_PROJECT or audrey)")
+GROUP_OPT = typer.Option(None, "--group", help="W&B group (default: $WANDB_RUN_GROUP)")
+TAGS_OPT = typer.Option(None, "--tag", help="W&B tag (repeatable; default: $WANDB_TAGS)")
+
+
+def tracking(mode, project, group, tags):
+    from audrey.tracking import TrackingOptions, resolve_mode
+
+    resolve_mode(mode)  # a bad mode fails before any work
+    return TrackingOptions(mode, project, group, tuple(tags or ()))
 
 
 def user_errors(fn):
@@ -108,10 +123,10 @@ def train_cmd(
     seed: int = typer.Option(0),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation"),
     resume: bool = typer.Option(False, help="Continue from the checkpoint beside --out after a crash or kill"),
-    wandb: Optional[str] = typer.Option(None, help="W&B mode: online | offline | disabled (default: $WANDB_MODE or offline)"),
-    project: Optional[str] = typer.Option(None, help="W&B project (default: $WANDB_PROJECT or audrey)"),
-    group: Optional[str] = typer.Option(None, help="W&B group"),
-    tags: Optional[List[str]] = typer.Option(None, "--tag", help="W&B tag (repeatable)"),
+    wandb: Optional[str] = WANDB_OPT,
+    project: Optional[str] = PROJECT_OPT,
+    group: Optional[str] = GROUP_OPT,
+    tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Train a CNN or Conformer; checkpoints every epoch; test on held-out speakers."""
     from audrey.augment import NO_AUGMENT, AugmentConfig
@@ -121,7 +136,7 @@ def train_cmd(
 
     cfg = TrainConfig(arch=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                       augment=NO_AUGMENT if no_augment else AugmentConfig())
-    run = train_run(data, out, cfg, split, val_speakers, synth, resume, wandb, project, group, tags)
+    run = train_run(data, out, cfg, split, val_speakers, synth, resume, tracking(wandb, project, group, tags))
     if run.test is not None:
         print_evaluation(run.test.summary(), run.test.worst(5))
     err.print(f"model written to {run.model_path}; run record {run.record_path}")
@@ -136,6 +151,10 @@ def eval_cmd(
     confusion: Path = typer.Option(Path("confusion.png"), help="Where to write the confusion-matrix PNG"),
     worst: int = typer.Option(10, help="How many misclassified clips to list"),
     as_json: bool = typer.Option(False, "--json"),
+    wandb: Optional[str] = WANDB_OPT,
+    project: Optional[str] = PROJECT_OPT,
+    group: Optional[str] = GROUP_OPT,
+    tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Accuracy overall, per speaker and per digit; confusion-matrix PNG; worst clips."""
     from audrey.corpora import read_corpora
@@ -143,9 +162,17 @@ def eval_cmd(
     from audrey.personal import load_bundle
     from audrey.report import print_evaluation
 
-    bundle = load_bundle(model_path(model), weights)
-    ev = evaluate(bundle, read_corpora(data))
-    plot_confusion(ev.confusion(), confusion, bundle.arch)
+    from audrey.tracking import Tracker, log_evaluation
+
+    path = model_path(model)
+    bundle = load_bundle(path, weights)
+    config = {"model": str(path), "weights": str(weights) if weights else None, "data": [str(d) for d in data],
+              "arch": bundle.arch}
+    with Tracker("eval", config, tracking(wandb, project, group, tags), name=(weights or path).name.split(".")[0]) as tracker:
+        ev = evaluate(bundle, read_corpora(data))
+        plot_confusion(ev.confusion(), confusion, bundle.arch)
+        log_evaluation(tracker, ev, bundle, "eval", worst)
+        tracker.image("eval/confusion_plot", confusion)
     if as_json:
         print_json({**ev.summary(), "worst": ev.worst(worst), "confusion_png": str(confusion)})
     else:
@@ -193,6 +220,10 @@ def personalize_cmd(
     steps: Optional[int] = typer.Option(None, help="Adaptation steps (default: the benchmarked setting)"),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json"),
+    wandb: Optional[str] = WANDB_OPT,
+    project: Optional[str] = PROJECT_OPT,
+    group: Optional[str] = GROUP_OPT,
+    tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Adapt the base model to one voice from a few takes per digit; writes small personal weights."""
     from audrey.personal import AdaptConfig, personalize, with_overrides
@@ -201,11 +232,68 @@ def personalize_cmd(
     cfg = with_overrides(AdaptConfig(), steps=steps, seed=seed)
     if holdout < 0:
         raise AudreyError(f"--holdout {holdout}: must be 0 or more")
-    result = personalize(speaker, model_path(base), out, data, recordings, holdout, curve, cfg)
+    result = personalize(speaker, model_path(base), out, data, recordings, holdout, curve, cfg, tracking(wandb, project, group, tags))
     if as_json:
         print_json(result.__dict__)
     else:
         print_personal(result)
+
+
+@runs_app.command("list")
+@user_errors
+def runs_list(
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where run records are"),
+    kind: Optional[str] = typer.Option(None, help="Only train | personalize | eval | probe runs"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Every recorded run (train, personalize, eval, probe) with its headline figures."""
+    from audrey.report import print_runs
+    from audrey.tracking import headline, read_records
+
+    rows = [headline(r) for r in read_records(runs_dir) if kind in (None, r["kind"])]
+    print_json(rows) if as_json else print_runs(rows, f"{len(rows)} run(s) in {runs_dir}/")
+
+
+@runs_app.command("compare")
+@user_errors
+def runs_compare(
+    runs: List[str] = typer.Argument(..., help="Run ids (or a unique prefix/suffix, or record paths); see `audrey runs list`"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where run records are"),
+    plot: Path = typer.Option(Path("runs/compare.png"), help="Where to write the learning-curve overlay (PNG)"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Headline figures and config differences side by side, and the learning curves overlaid."""
+    from audrey.report import print_comparison
+    from audrey.tracking import config_differences, find_record, headline, plot_curves, read_records
+
+    records = read_records(runs_dir)
+    chosen = [find_record(r, records) for r in runs]
+    png = plot_curves(chosen, plot)
+    rows, diffs = [headline(r) for r in chosen], config_differences(chosen)
+    if as_json:
+        print_json({"runs": rows, "config_differences": diffs, "plot": str(png)})
+    else:
+        print_comparison(rows, diffs)
+        err.print(f"learning curves: {png}")
+
+
+@runs_app.command("sync")
+@user_errors
+def runs_sync(
+    runs: Optional[List[str]] = typer.Argument(None, help="Runs to upload (default: every offline run not yet synced)"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs", help="Where run records are"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be uploaded"),
+):
+    """Upload offline runs to W&B (`wandb sync`), then link personal weights to their base model."""
+    from audrey.tracking import find_record, read_records, sync
+
+    records = read_records(runs_dir)
+    chosen = [find_record(r, records) for r in runs] if runs else records
+    done = sync(chosen, runs_dir, dry_run)
+    for d in done:
+        sys.stdout.write(f"{d['run']}\t{d['status']}" + (f"\t{d['inputs_declared']} input(s) linked" if d.get("inputs_declared") else "") + "\n")
+    if not done:
+        err.print("nothing to sync: no offline runs that are not synced yet")
 
 
 # --- recording (issue 4) ---
@@ -303,11 +391,12 @@ def listen_cmd(
     string_gap: float = typer.Option(0.9, help="Seconds of pause that end a digit string"),
     calibration: Optional[Path] = typer.Option(None, help="Rejection calibration (default: <model>.reject.safetensors beside the model)"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
+    observe: bool = typer.Option(False, "--observe", help="Per utterance: which layers' digit probes already read it (logit lens) and an OOD score (needs <model>.probes/.ood.safetensors)"),
 ):
     """Recognise digits live from the microphone; digits said in one breath are grouped into a string."""
     from audrey.listen import listen
 
-    listen(model_path(model), device, rate, as_json, rejected, string_gap, calibration, weights)
+    listen(model_path(model), device, rate, as_json, rejected, string_gap, calibration, weights, observe)
 
 
 @app.command("transcribe")
@@ -394,8 +483,10 @@ def probe_cmd(
     no_save: bool = typer.Option(False, "--no-save", help="Do not write the digit probes"),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
-    wandb: Optional[str] = typer.Option(None, help="W&B mode: online | offline | disabled (default: $WANDB_MODE or offline)"),
-    project: Optional[str] = typer.Option(None, help="W&B project (default: $WANDB_PROJECT or audrey)"),
+    wandb: Optional[str] = WANDB_OPT,
+    project: Optional[str] = PROJECT_OPT,
+    group: Optional[str] = GROUP_OPT,
+    tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Linear probes at every hook point for digit, speaker, gender and source, with controls."""
     from audrey.corpora import read_corpora
@@ -420,7 +511,7 @@ def probe_cmd(
     feats, clips = clip_features(read_corpora(data), bundle.frontend, desc="features (probe)")
     config = {"model": str(path), "data": [str(d) for d in data], "targets": targets, "layers": layers, "folds": folds, "control": control,
               "time_bins": time_bins, "freq_bins": freq_bins, "random_init": random_init, "seed": seed}
-    tracker = Tracker("probe", config, wandb, project)
+    tracker = Tracker("probe", config, tracking(wandb, project, group, tags), name=path.stem)
     try:
         acts = capture(bundle.model, feats, layers or None, time_bins, freq_bins)
         report = run_probes(bundle.model, feats, clips, targets, layers=layers or None, folds=folds, control=control, random_init=random_init,

@@ -78,6 +78,8 @@ class Printer:
             self.line(f"not a digit  ({e.reason})")
         else:
             self.line(f"→ {e.string}")
+        if e.observation is not None and not self.as_json:
+            self.line(f"   {e.observation.line()}")
 
     def stop(self, result: ListenResult) -> None:
         if self.as_json:
@@ -141,6 +143,7 @@ def listen(
     string_gap: float = STRING_GAP_SECONDS,
     calibration: Path | None = None,
     weights: Path | None = None,
+    observe: bool = False,
     stream=None,
     out: TextIO | None = None,
 ) -> ListenResult:
@@ -164,7 +167,12 @@ def listen(
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
-    pipeline = DigitStream(judge, stream.rate, string_gap)
+    observer = None
+    if observe:  # the base model's probes and OOD statistics, read on each utterance
+        from audrey.probes import Observer
+
+        observer = Observer.from_file(model)
+    pipeline = DigitStream(judge, stream.rate, string_gap, observer=observer)
 
     def emit(events: list[Event]) -> None:
         for e in events:

@@ -335,8 +335,17 @@ def personalize(
     holdout: int = 1,
     curve: bool = True,
     cfg: AdaptConfig = AdaptConfig(),
+    tracking=None,
 ) -> PersonalResult:
-    """Adapt the base to a speaker: measure on held-out takes, then adapt on all takes and save."""
+    """Adapt the base to a speaker: measure on held-out takes, then adapt on all takes and save.
+    Tracked as a `personalize` run (record + W&B, see audrey.tracking) when `tracking` is given."""
+    from audrey.tracking import Tracker, TrackingOptions
+
+    with Tracker("personalize", {}, tracking or TrackingOptions("disabled"), name=speaker or "personal") as tracker:
+        return _personalize(speaker, Path(base_path), out, data, recordings, holdout, curve, cfg, tracker)
+
+
+def _personalize(speaker, base_path: Path, out, data, recordings, holdout, curve, cfg, tracker) -> PersonalResult:
     from audrey.console import err
 
     base, _ = load_model(base_path)
@@ -379,6 +388,18 @@ def personalize(
     path = Path(out) if out is not None else Path("models") / f"{speaker}{SUFFIX}"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_personal(path, base, personal, info)
+    base_digest = model_digest(base.model)
+    tracker.config.update({"base": str(base_path), "base_digest": base_digest, "arch": base.arch, "speaker": speaker,
+                           "source": where, "holdout": holdout, "adapt": cfg.to_dict(), "out": str(path)})
+    if tracker.run is not None:
+        tracker.run.config.update(tracker.config, allow_val_change=True)
+    tracker.table("personal/takes", ["digit", "takes"], [[d, n] for d, n in counts.items()])
+    tracker.table("personal/curve", ["takes_per_digit", "accuracy"], [[p["takes_per_digit"], p["accuracy"]] for p in points])
+    tracker.summary({"before": before, "after": after, "held_out_takes": len(held), "takes": len(clips),
+                     "adapt_seconds": seconds, "file_bytes": path.stat().st_size})
+    tracker.artifact(path, f"{speaker}-personal", "personal-weights", model_digest(personal.model),
+                     {"speaker": speaker, "before": before, "after": after, "base_digest": base_digest},
+                     uses=[{"path": str(base_path), "name": base_path.name.split(".")[0], "type": "model", "digest": base_digest}])
     return PersonalResult(path, speaker, counts, len(held), before, after, points,
                           learning_curve_advice(points, max(counts.values())), seconds, path.stat().st_size,
                           len(changed_tensors(base.model, personal.model)))

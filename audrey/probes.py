@@ -493,16 +493,13 @@ def plot_report(report: ProbeReport, path: str | Path, title: str = "") -> Path:
 
 
 def log_report(tracker, report: ProbeReport, png: Path | None = None) -> None:
-    """The table (wandb.Table), the plot (wandb.Image) and a summary per target, if W&B is on."""
-    if tracker is None or tracker.run is None:
+    """The probe table, the plot and a summary per target, in the run record and W&B."""
+    if tracker is None:
         return
-    import wandb
-
     cols = list(asdict(report.rows[0]))
-    payload = {"probes/table": wandb.Table(columns=cols, data=[list(asdict(r).values()) for r in report.rows])}
+    tracker.table("probes/table", cols, [list(asdict(r).values()) for r in report.rows])
     if png is not None:
-        payload["probes/plot"] = wandb.Image(str(png))
-    tracker.log(payload)
+        tracker.image("probes/plot", png)
     summary = {}
     for t in report.targets:
         rows = report.for_target(t)

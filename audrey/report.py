@@ -72,3 +72,30 @@ def print_personal(r) -> None:
             out.print("learning curve: " + ", ".join(f"{p['takes_per_digit']}/digit {p['accuracy']:.1%}" for p in r.curve))
     out.print(r.advice)
     out.print(f"use it: audrey listen --weights {escape(str(r.path))}")
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.2%}" if 0 <= v <= 1 else f"{v:.1f}"
+    return escape(str(v)) if v not in (None, "") else "-"
+
+
+def print_runs(rows: list[dict], title: str) -> None:
+    table = Table(title=title)
+    for col in ("run", "kind", "arch", "data", "split", "epochs", "best val", "test", "after", "seconds", "wandb"):
+        table.add_column(col, justify="right" if col in ("epochs", "best val", "test", "after", "seconds") else "left")
+    for r in rows:
+        table.add_row(*[_cell(r[c]) for c in ("run", "kind", "arch", "data", "split", "epochs", "best val", "test", "after", "seconds", "wandb")])
+    out.print(table)
+
+
+def print_comparison(rows: list[dict], diffs: dict) -> None:
+    table = Table(title="runs side by side")
+    table.add_column("")
+    for r in rows:
+        table.add_column(escape(r["run"]), justify="right")
+    for key in ("kind", "arch", "data", "split", "epochs", "best val", "test", "after", "seconds"):
+        table.add_row(key, *[_cell(r[key]) for r in rows])
+    for key, values in diffs.items():
+        table.add_row(f"[dim]{escape(key)}[/]", *[_cell(v) for v in values])
+    out.print(table)

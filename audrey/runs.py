@@ -4,8 +4,6 @@ tracked in W&B and summarised in a local run record. `audrey train` is a thin la
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +13,10 @@ from audrey.errors import AudreyError
 from audrey.evaluate import Evaluation, evaluate, plot_confusion
 from audrey.features import cache_root
 from audrey.frontend import FrontendConfig
-from audrey.modelfile import save_model
+from audrey.modelfile import model_digest, save_model
 from audrey.models import config_from_dict
 from audrey.splits import Split, audiomnist_fold, leave_one_speaker_out, random_speaker_split
-from audrey.tracking import Tracker
+from audrey.tracking import Tracker, TrackingOptions, log_evaluation
 from audrey.train import TrainConfig, TrainResult, train
 
 SPLITS_HELP = "random | loso:SPEAKER | audiomnist:FOLD | none (no test set)"
@@ -65,10 +63,7 @@ def train_run(
     val_speakers: int = 1,
     synth_voices: int = 0,
     resume: bool = False,
-    wandb_mode: str | None = None,
-    project: str | None = None,
-    group: str | None = None,
-    tags: list[str] | None = None,
+    tracking: TrackingOptions = TrackingOptions(),
     frontend: FrontendConfig = FrontendConfig(),
 ) -> RunOutput:
     config_from_dict(cfg.arch, cfg.model)  # an unknown architecture fails now, not after feature extraction
@@ -77,10 +72,12 @@ def train_run(
     extra = synthetic_clips(synth_voices, cfg.seed)  # training only: never in val or test
     err.print(f"data: {parts.describe()}" + (f", plus {len(extra)} synthetic clips in training" if extra else ""))
     config = {"train": cfg.to_dict(), "frontend": frontend.to_dict(), "data": [str(p) for p in data],
-              "split": split, "val_speakers": val_speakers, "synth_voices": synth_voices}
-    tracker = Tracker("train", config, wandb_mode, project, group, tags)
+              "split": split, "val_speakers": val_speakers, "synth_voices": synth_voices, "out": str(out),
+              "clips": {"train": len(parts.train) + len(extra), "val": len(parts.val), "test": len(parts.test)},
+              "speakers": {"train": sorted({c.speaker for c in parts.train}), "val": sorted({c.speaker for c in parts.val}),
+                           "test": sorted({c.speaker for c in parts.test})}}
     checkpoint = out.with_suffix(".ckpt.safetensors")
-    try:
+    with Tracker("train", config, tracking, name=out.stem) as tracker:
         result = train(parts.train + extra, parts.val, cfg, frontend, checkpoint, resume,
                        on_epoch=lambda r: tracker.log(r, step=r["epoch"]),
                        provenance={"data": config["data"], "split": split, "synth_voices": synth_voices})
@@ -88,24 +85,16 @@ def train_run(
         if test is not None:
             result.bundle.provenance["metrics"]["test_acc"] = test.accuracy
             result.bundle.provenance["metrics"]["test_per_speaker"] = test.per_speaker()
-            plot_confusion(test.confusion(), out.with_suffix(".confusion.png"), f"{cfg.arch} test")
-            tracker.summary({"test_acc": test.accuracy})
+            png = plot_confusion(test.confusion(), out.with_suffix(".confusion.png"), f"{cfg.arch} test")
+            log_evaluation(tracker, test, result.bundle, "test")
+            tracker.image("test/confusion_plot", png)
         save_model(result.bundle, out)
-        record = write_record(out, config, result, test)
-        tracker.summary({"best_epoch": result.best_epoch, "train_seconds": result.seconds})
-    finally:
-        tracker.finish()
+        best = result.history[result.best_epoch - 1]
+        tracker.summary({"best_epoch": result.best_epoch, "train_seconds": result.seconds,
+                         **{f"best_{k}": v for k, v in best.items() if k.startswith("val_")},
+                         "params": sum(p.numel() for p in result.bundle.model.parameters()), "file_bytes": out.stat().st_size})
+        tracker.artifact(out, out.stem, "model", model_digest(result.bundle.model),
+                         {"arch": cfg.arch, "data": config["data"], "split": split, "best_epoch": result.best_epoch})
     for path in (checkpoint, checkpoint.with_name(checkpoint.stem + ".best.safetensors")):
         path.unlink(missing_ok=True)  # the run finished: the model file supersedes its checkpoints
-    return RunOutput(result, test, out, record)
-
-
-def write_record(out: Path, config: dict, result: TrainResult, test: Evaluation | None) -> Path:
-    """runs/<time>-<model name>.json: the figures of a run, readable without W&B."""
-    record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "model": str(out), "config": config,
-              "history": result.history, "best_epoch": result.best_epoch, "seconds": result.seconds,
-              "test": test.summary() if test else None}
-    path = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{out.stem}.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, default=str))
-    return path
+    return RunOutput(result, test, out, tracker.path)

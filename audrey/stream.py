@@ -61,6 +61,7 @@ class Event:
     distance: float | None = None
     digits: list["Event"] = field(default_factory=list)  # string: its digit events
     latency: float | None = None  # live: seconds from the capture of the speech end to this event
+    observation: object | None = None  # `listen --observe`: an audrey.probes.Observation (logit lens, OOD)
 
     def to_dict(self) -> dict:
         out: dict = {"event": self.kind, "start": round(self.start, 3), "end": round(self.end, 3)}
@@ -78,13 +79,18 @@ class Event:
                 out["distance"] = round(self.distance, 2)
         if self.latency is not None:
             out["latency_ms"] = round(self.latency * 1000, 1)
+        if self.observation is not None:
+            out["observe"] = self.observation.to_dict()
         return out
 
 
 class DigitStream:
     """Feed blocks with `feed()` (any size, at `rate`); `flush()` at the end. Both return events."""
 
-    def __init__(self, judge, rate: int, string_gap: float = STRING_GAP_SECONDS, initial_floor_db: float | None = None):
+    def __init__(self, judge, rate: int, string_gap: float = STRING_GAP_SECONDS, initial_floor_db: float | None = None,
+                 observer=None):
+        """`observer`: an audrey.probes.Observer; each digit and rejection then carries what it saw."""
+        self.observer = observer
         if string_gap <= 0:
             raise AudreyError(f"--string-gap {string_gap}: must be more than 0 seconds")
         self.judge = judge
@@ -133,16 +139,17 @@ class DigitStream:
         verdict = self.judge.judge([wave], [seg.speech_seconds])[0]
         start, end = seg.speech_start / self.rate, seg.speech_end / self.rate
         latency = None
-        if captured is not None:
+        if captured is not None:  # measured before observing: --observe's extra pass is not recognition
             latency = time.monotonic() - (captured - (self.fed - seg.speech_end) / self.rate)
+        seen = self.observer.observe_wave(wave) if self.observer is not None else None
         if not verdict.accepted:
             return [Event("rejected", start, end, verdict.digit, verdict.confidence, reason=verdict.reason,
-                          p_digit=verdict.p_digit, distance=verdict.distance, latency=latency)]
+                          p_digit=verdict.p_digit, distance=verdict.distance, latency=latency, observation=seen)]
         events = []
         if self.open and seg.speech_start - self._last_end >= self.gap:
             events += self._close()
         digit = Event("digit", start, end, verdict.digit, verdict.confidence, p_digit=verdict.p_digit,
-                      distance=verdict.distance, latency=latency)
+                      distance=verdict.distance, latency=latency, observation=seen)
         self.open.append(digit)
         self._last_end = seg.speech_end
         digit.string = self.partial

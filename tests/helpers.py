@@ -5,6 +5,7 @@ Plain functions, not fixtures, so that tests/conftest.py stays the one place for
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -61,3 +62,58 @@ def one_line_error(text: str) -> str:
     assert len(lines) == 1, text
     assert lines[0].startswith("error:"), text
     return lines[0]
+
+
+def wandb_offline_run(run_dir) -> dict:
+    """What an offline W&B run recorded, read from its run-<id>.wandb file (W&B's record log: a
+    7-byte header, then LevelDB-style chunks of protobuf `Record`s in 32 KiB blocks):
+    {"config", "history" (list of dicts), "summary", "artifacts" (name, type, aliases, metadata,
+    files), "tables" (key -> the table's columns and rows, from files/media/table)}."""
+    import struct
+    from pathlib import Path
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    run_dir = Path(run_dir)
+    data = next(run_dir.glob("run-*.wandb")).read_bytes()
+    assert data[:4] == b":W&B", "not a W&B run file"
+    block, pos, partial, records = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # the tail of a block too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            records.append(chunk)
+        elif kind == 2:
+            partial = chunk
+        elif kind == 3:
+            partial += chunk
+        elif kind == 4:
+            records.append(partial + chunk)
+        elif kind == 0 and length == 0:
+            pos += block - pos % block if pos % block else 0
+    out = {"config": {}, "history": [], "summary": {}, "artifacts": [], "tables": {}}
+    for raw in records:
+        rec = pb.Record()
+        rec.ParseFromString(raw)
+        which = rec.WhichOneof("record_type")
+        if which == "run":
+            out["config"].update({i.key: json.loads(i.value_json) for i in rec.run.config.update})
+        elif which == "config":
+            out["config"].update({i.key: json.loads(i.value_json) for i in rec.config.update})
+        elif which == "history":
+            out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.history.item})
+        elif which == "summary":
+            out["summary"].update({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in rec.summary.update})
+        elif which == "artifact":
+            a = rec.artifact
+            out["artifacts"].append({"name": a.name, "type": a.type, "aliases": list(a.aliases),
+                                     "metadata": json.loads(a.metadata or "{}"),
+                                     "files": [e.path for e in a.manifest.contents]})
+    for path in (run_dir / "files" / "media" / "table").rglob("*.table.json"):
+        key = str(path.relative_to(run_dir / "files" / "media" / "table")).rsplit("_", 2)[0]
+        out["tables"][key] = json.loads(path.read_text())
+    return out

@@ -238,33 +238,26 @@ def test_probe_cli_table_plot_probes_and_errors(tmp_path, fsdd_copy, monkeypatch
     assert result.exit_code == 2 and "blocks.7" in one_line_error(result.output)
 
 
-def test_report_is_logged_to_wandb_as_a_table_and_an_image(tmp_path):
-    """log_report builds a wandb.Table and wandb.Image and hands them to the tracker (a stand-in
-    here, so the test needs no W&B service)."""
-    import wandb
-
+def test_report_is_logged_as_a_table_and_an_image(tmp_path, monkeypatch):
+    """log_report puts the probe table, the plot and a summary in the run record and the offline
+    W&B run."""
     from audrey.probes import log_report
+    from audrey.tracking import Tracker, TrackingOptions
+    from helpers import wandb_offline_run
 
-    class FakeTracker:
-        run = object()
-
-        def __init__(self):
-            self.logged, self.summ = {}, {}
-
-        def log(self, metrics, step=None):
-            self.logged.update(metrics)
-
-        def summary(self, values):
-            self.summ.update(values)
-
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     clips = fake_clips(4)
     g = torch.Generator().manual_seed(0)
     acts = {"hook_input": torch.randn(len(clips), 8, generator=g)}
     report = run_probes(build_model("cnn"), torch.zeros(len(clips), 1, 1), clips, ["digit"], layers=["hook_input"],
                         activations=acts, random_init=False)
-    tracker = FakeTracker()
+    tracker = Tracker("probe", {"model": "x"}, TrackingOptions("offline"), name="x", runs_dir=tmp_path / "runs")
     log_report(tracker, report, plot_report(report, tmp_path / "p.png"))
-    assert isinstance(tracker.logged["probes/table"], wandb.Table)
-    assert isinstance(tracker.logged["probes/plot"], wandb.Image)
-    assert tracker.logged["probes/table"].columns[:3] == ["target", "layer", "acc"]
-    assert tracker.summ["probes/digit/readable_from"] in ("hook_input", "none")
+    record = json.loads(tracker.finish().read_text())
+    assert record["tables"]["probes/table"]["columns"][:3] == ["target", "layer", "acc"]
+    assert len(record["tables"]["probes/table"]["rows"]) == len(report.rows)
+    assert record["summary"]["probes/digit/readable_from"] in ("hook_input", "none")
+    wb = wandb_offline_run(record["wandb"]["dir"])
+    assert wb["tables"]["probes/table"]["columns"][:3] == ["target", "layer", "acc"]
+    assert wb["summary"]["probes/plot/_type"] == "image-file"
+    assert wb["summary"]["probes/digit/readable_from"] == record["summary"]["probes/digit/readable_from"]

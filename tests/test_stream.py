@@ -417,3 +417,37 @@ def test_starter_strings_clean_and_noisy_and_rejection(starter_judge):
     events = run(DigitStream(starter_judge, RATE), others, 320)
     accepted = [e.to_dict() for e in events if e.kind == "digit"]
     assert len(accepted) <= 3, accepted  # of 18 (benchmarks/listen.py measures the rate)
+
+
+def test_listen_observe_reads_layers_and_ood_per_utterance(tmp_path):
+    """`listen --observe` (through a file-backed input): each digit and each rejection carries the
+    digit probes' reading at every layer (a logit lens) and the OOD score; JSON and text agree."""
+    import io
+    import json
+
+    from audrey.listen import listen
+    from audrey.mic import FileStream
+    from audrey.probes import probes_path
+
+    if not STARTER.exists() or not probes_path(STARTER).exists():
+        pytest.skip(f"needs models/{STARTER.name} and its probes (`audrey probe`)")
+    audio = espeak_string("274", 241, [0.3, 0.3])  # a voice no model or calibration heard
+    stream = FileStream(RATE, endless=False)
+    stream.play(audio)
+    out = io.StringIO()
+    listen(STARTER, as_json=True, observe=True, stream=stream, out=out)
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    digits = [e for e in events if e["event"] == "digit"]
+    assert "".join(str(e["digit"]) for e in digits) == "274"
+    for e in digits:
+        lens = e["observe"]["lens"]
+        assert lens[-1]["layer"] == "head.hook_logits" and len(lens) >= 6
+        assert lens[-1]["reads"] == str(e["digit"]) and lens[-1]["agrees"]  # the last layer reads the answer
+        assert e["observe"]["reads_from"] is not None and e["observe"]["ood"]["flagged"] is False
+    stream = FileStream(RATE, endless=False)
+    stream.play(audio)
+    text = io.StringIO()
+    listen(STARTER, observe=True, stream=stream, out=text)
+    lines = text.getvalue().splitlines()
+    assert [line.split()[0] for line in lines if line[:1].isdigit()] == ["2", "7", "4"]
+    assert sum(line.strip().startswith("lens ") and "reads from" in line and "OOD" in line for line in lines) == 3
