@@ -37,16 +37,9 @@ def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, generator: torch.Generator) -> dict:
-    from safetensors import safe_open
+    from audrey.modelfile import read_safetensors
 
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as exc:
-        raise AudreyError(f"{path}: checkpoint unreadable ({str(exc).splitlines()[0]}); delete it to start over") from None
-    if meta.get("format") != FORMAT:
-        raise AudreyError(f"{path}: not an Audrey training checkpoint; delete it to start over")
+    meta, tensors = read_safetensors(path, FORMAT, "training checkpoint", "delete it to start over")
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         opt_state: dict = {}

@@ -12,6 +12,7 @@ from audrey.corpora import Clip
 from audrey.features import clip_features
 from audrey.modelfile import ModelBundle
 from audrey.train import labels_of, predict_features
+from audrey.plots import pyplot, save_figure
 
 
 @dataclass
@@ -76,10 +77,7 @@ def evaluate(bundle: ModelBundle, clips: list[Clip]) -> Evaluation:
 
 
 def plot_confusion(cm: torch.Tensor, path: Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     n = cm.shape[0]
     rates = cm.float() / cm.sum(1, keepdim=True).clamp_min(1)
@@ -97,9 +95,4 @@ def plot_confusion(cm: torch.Tensor, path: Path, title: str = "") -> Path:
     acc = cm.diag().sum().item() / max(1, cm.sum().item())
     ax.set_title(f"{title} accuracy {acc:.1%}".strip())
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of spoken digit")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from audrey.errors import AudreyError
+from audrey.plots import pyplot, save_figure
 
 METHODS = ("ig", "occlusion")
 AUDIBLE_DB = 40.0  # cells within this many dB of the clip's peak count as audible
@@ -209,10 +210,7 @@ def audible_heatmap(wave: np.ndarray, attr: torch.Tensor, cfg, keep: float = 0.2
 def plot_attribution(feats: torch.Tensor, attr: torch.Tensor, path: str | Path, title: str = "", keep: float = 0.2,
                      cfg=None) -> Path:
     """Three panels: log-mel spectrogram, attribution (red = for the prediction), kept regions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     db = feats.numpy() * 10 / math.log(10)
     a = attr.numpy()
@@ -238,12 +236,7 @@ def plot_attribution(feats: torch.Tensor, attr: torch.Tensor, path: str | Path, 
     axes[2].set_xlabel("time (s)")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 # --- one file end to end -------------------------------------------------------------------------

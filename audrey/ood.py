@@ -107,20 +107,10 @@ class OODStats:
 
     @classmethod
     def load(cls, path: str | Path) -> "OODStats":
-        from safetensors import safe_open
+        from audrey.modelfile import read_safetensors
 
-        path = Path(path)
-        if not path.is_file():
-            raise AudreyError(f"{path}: no such OOD statistics file; make one with `audrey ood-fit`")
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        except Exception as exc:
-            raise AudreyError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]}); "
-                              "delete it and run `audrey ood-fit` again") from None
-        if meta.get("format") != FORMAT:
-            raise AudreyError(f"{path}: not Audrey OOD statistics (format {meta.get('format')!r}, expected {FORMAT!r})")
+        meta, tensors = read_safetensors(path, FORMAT, "OOD statistics file",
+                                         "make one with `audrey ood-fit` (delete a damaged one first)")
         try:
             return cls(tensors["means"], tensors["precision"], float(meta["threshold"]), meta.get("layer", LAYER),
                        meta.get("model_digest", ""), json.loads(meta.get("info", "{}")))

@@ -34,7 +34,7 @@ from audrey.augment import AugmentConfig, augment_batch
 from audrey.corpora import Clip, read_corpus
 from audrey.errors import AudreyError
 from audrey.features import FeatureCache, clip_features
-from audrey.modelfile import ModelBundle, code_version, load_model, model_digest
+from audrey.modelfile import ModelBundle, code_version, load_model, model_digest, read_safetensors
 from audrey.train import predict_features
 
 FORMAT = "audrey-personal/1"
@@ -180,7 +180,6 @@ def adapt(base: ModelBundle, feats: torch.Tensor, labels: torch.Tensor, cfg: Ada
     model = copy.deepcopy(base.model)
     params = trainable(model, cfg.layers)
     if params and cfg.steps > 0:
-        names = {id(p): n for n, p in model.named_parameters()}
         anchors = [p.detach().clone() for p in params]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
         g = torch.Generator().manual_seed(cfg.seed)
@@ -202,7 +201,6 @@ def adapt(base: ModelBundle, feats: torch.Tensor, labels: torch.Tensor, cfg: Ada
             opt.step()
         for p in model.parameters():
             p.requires_grad_(True)
-        del names
     model.eval()
     fold_prototypes(model, feats, labels, cfg.prototype_weight)
     return ModelBundle(model, base.frontend, list(base.labels), dict(base.provenance))
@@ -238,20 +236,8 @@ def save_personal(path: Path, base: ModelBundle, personal: ModelBundle, info: di
 
 
 def read_personal(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise AudreyError(f"{path}: no such personal weights file; make one with `audrey personalize --speaker NAME`")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except Exception as exc:
-        raise AudreyError(f"{path}: not a readable personal weights file ({str(exc).splitlines()[0]}); it may be truncated") from None
-    if meta.get("format") != FORMAT:
-        hint = " (it is a model file: pass it with --model)" if meta.get("format", "").startswith("audrey-model") else ""
-        raise AudreyError(f"{path}: not Audrey personal weights (format {meta.get('format')!r}, expected {FORMAT!r}){hint}")
+    meta, tensors = read_safetensors(path, FORMAT, "personal weights file",
+                                     "make one with `audrey personalize --speaker NAME`")
     try:
         meta["info"] = json.loads(meta.get("info", "{}"))
     except ValueError:

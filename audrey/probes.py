@@ -47,6 +47,7 @@ import torch.nn.functional as F
 
 from audrey.corpora import Clip
 from audrey.errors import AudreyError
+from audrey.plots import pyplot, save_figure
 
 TARGETS = ("digit", "speaker", "gender", "source")
 SPEAKER_LEVEL = ("gender", "source")  # properties of the speaker: split by speaker, stratified
@@ -456,10 +457,7 @@ def print_report(report: ProbeReport, console=None) -> None:
 
 
 def plot_report(report: ProbeReport, path: str | Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     targets = report.targets
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.8), squeeze=False)
@@ -484,12 +482,7 @@ def plot_report(report: ProbeReport, path: str | Path, title: str = "") -> Path:
     axes[0][0].legend(fontsize=7, loc="lower right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def log_report(tracker, report: ProbeReport, png: Path | None = None) -> None:
@@ -550,20 +543,10 @@ class ProbeSet:
 
     @classmethod
     def load(cls, path: str | Path) -> "ProbeSet":
-        from safetensors import safe_open
+        from audrey.modelfile import read_safetensors
 
-        path = Path(path)
-        if not path.is_file():
-            raise AudreyError(f"{path}: no such probe file; make one with `audrey probe --model <model> --data <corpus>`")
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        except Exception as exc:
-            raise AudreyError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]}); "
-                              "delete it and run `audrey probe` again") from None
-        if meta.get("format") != PROBES_FORMAT:
-            raise AudreyError(f"{path}: not an Audrey probe file (format {meta.get('format')!r}, expected {PROBES_FORMAT!r})")
+        meta, tensors = read_safetensors(path, PROBES_FORMAT, "probe file",
+                                         "make one with `audrey probe --model <model> --data <corpus>`")
         try:
             layers = json.loads(meta["layers"])
             probes = {name: LinearProbe(*(tensors[f"{i}.{part}"] for part in ("mean", "std", "weight", "bias")))

@@ -11,7 +11,7 @@ import torch
 from audrey import audio
 from audrey.errors import AudreyError
 from audrey.frontend import LogMel, prepare
-from audrey.modelfile import ModelBundle, load_model
+from audrey.modelfile import ModelBundle
 
 
 @dataclass

@@ -185,20 +185,12 @@ class Calibration:
 
     @classmethod
     def load(cls, path: Path) -> "Calibration":
-        from safetensors import safe_open
-
+        from audrey.modelfile import read_safetensors
         from audrey.models import build_model
 
         path = Path(path)
         redo = "delete it and run `audrey calibrate`"
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        except Exception as exc:
-            raise AudreyError(f"{path}: not a readable rejection calibration ({str(exc).splitlines()[0]}); {redo}") from None
-        if meta.get("format") != FORMAT:
-            raise AudreyError(f"{path}: not an Audrey rejection calibration (format {meta.get('format')!r}); {redo}")
+        meta, tensors = read_safetensors(path, FORMAT, "rejection calibration", f"make one with `audrey calibrate` ({redo} if it is damaged)")
         try:
             t = json.loads(meta["thresholds"])
             detector = None

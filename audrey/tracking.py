@@ -28,6 +28,7 @@ from pathlib import Path
 
 from audrey.atomic import atomic_write_bytes
 from audrey.errors import AudreyError
+from audrey.plots import pyplot, save_figure
 
 MODES = ("online", "offline", "disabled")
 RUNS_DIR = Path("runs")
@@ -89,6 +90,7 @@ class Tracker:
         self.mode = opts["mode"]
         self.started = time.time()
         self.seconds = 0.0  # spent inside this tracker's calls: the logging overhead
+        self.timing: dict[str, float] = {}  # ...by kind of call (per-epoch `log` vs one-off tables, artifacts)
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.started))
         self.id = f"{stamp}-{self.kind}-{slug(self.name or 'run')}"
         self.record = {"id": self.id, "kind": self.kind, "name": self.name,
@@ -113,7 +115,13 @@ class Tracker:
                               "use --wandb offline (or disabled)") from None
         self.record["wandb"].update({"id": self.run.id, "dir": str(Path(self.run.dir).parent),
                                      "entity": getattr(self.run, "entity", None) if self.mode == "online" else None})
-        self.seconds += time.perf_counter() - t
+        self._spent("init", t)
+
+    def _spent(self, what: str, since: float) -> None:
+        """Account the time since `since` to `what`: the logging overhead, by kind of call."""
+        dt = time.perf_counter() - since
+        self.seconds += dt
+        self.timing[what] = self.timing.get(what, 0.0) + dt
 
     # --- what runs log ---
 
@@ -123,7 +131,7 @@ class Tracker:
         self.record["history"].append({**({"step": step} if step is not None else {}), **metrics})
         if self.run is not None:
             self.run.log(metrics, step=step)
-        self.seconds += time.perf_counter() - t
+        self._spent("log", t)
 
     def summary(self, values: dict) -> None:
         t = time.perf_counter()
@@ -131,7 +139,7 @@ class Tracker:
         if self.run is not None:
             for key, value in values.items():
                 self.run.summary[key] = value
-        self.seconds += time.perf_counter() - t
+        self._spent("summary", t)
 
     def table(self, key: str, columns: list[str], rows: list[list], media: dict[str, list] | None = None) -> None:
         """A table: plain values in the record; in W&B, plus `media` columns (name -> a wandb.Audio or
@@ -144,7 +152,7 @@ class Tracker:
             media = media or {}
             data = [list(r) + [m[i] for m in media.values()] for i, r in enumerate(rows)]
             self.run.log({key: wandb.Table(columns=list(columns) + list(media), data=data)})
-        self.seconds += time.perf_counter() - t
+        self._spent("table", t)
 
     def confusion(self, key: str, truth: list[int], predicted: list[int], labels: list[str]) -> None:
         t = time.perf_counter()
@@ -158,7 +166,7 @@ class Tracker:
             import wandb
 
             self.run.log({key: wandb.plot.confusion_matrix(y_true=list(truth), preds=list(predicted), class_names=labels)})
-        self.seconds += time.perf_counter() - t
+        self._spent("confusion", t)
 
     def image(self, key: str, png: Path) -> None:
         t = time.perf_counter()
@@ -167,7 +175,7 @@ class Tracker:
             import wandb
 
             self.run.log({key: wandb.Image(str(png))})
-        self.seconds += time.perf_counter() - t
+        self._spent("image", t)
 
     def clips(self, key: str, worst: list[dict], frontend) -> None:
         """The misclassified clips as a table: in W&B each row has its wandb.Audio and log-mel image."""
@@ -180,7 +188,7 @@ class Tracker:
             t = time.perf_counter()
             media = {"audio": [wandb.Audio(w["path"]) for w in worst],
                      "spectrogram": [wandb.Image(spectrogram(Path(w["path"]), frontend)) for w in worst]}
-            self.seconds += time.perf_counter() - t
+            self._spent("clips", t)
         self.table(key, columns, rows, media)
 
     def artifact(self, path: Path, name: str, type: str, digest: str, metadata: dict | None = None,
@@ -205,7 +213,7 @@ class Tracker:
                                                                    "inputs": [f"{slug(u['name'])}:w-{u['digest']}" for u in uses or []]})
             art.add_file(str(path))
             self.run.log_artifact(art, aliases=["latest", f"w-{digest}"])
-        self.seconds += time.perf_counter() - t
+        self._spent("artifact", t)
         return entry
 
     # --- the end ---
@@ -216,8 +224,9 @@ class Tracker:
         if self.run is not None:
             self.run.finish()
             self.run = None
-        self.seconds += time.perf_counter() - t
+        self._spent("finish", t)
         self.record["summary"]["tracking_seconds"] = round(self.seconds, 3)
+        self.record["tracking_timing"] = {k: round(v, 4) for k, v in self.timing.items()}
         self.record["seconds"] = round(time.time() - self.started, 2)
         if self.mode == "disabled":
             return None
@@ -237,10 +246,7 @@ class Tracker:
 
 def spectrogram(path: Path, frontend) -> "object":
     """An RGB array of a clip's log-mel spectrogram (what the model sees), for wandb.Image."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     from audrey.features import prepared_wave, waves_to_features
@@ -317,10 +323,7 @@ def headline(rec: dict) -> dict:
 
 def plot_curves(records: list[dict], path: Path) -> Path:
     """Learning curves of several runs overlaid: training loss and validation accuracy per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     for rec in records:
@@ -336,12 +339,7 @@ def plot_curves(records: list[dict], path: Path) -> Path:
     for ax in (ax_loss, ax_acc):
         ax.grid(lw=0.3)
     ax_acc.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def config_differences(records: list[dict]) -> dict[str, list]:

@@ -15,6 +15,8 @@ from audrey import DIGIT_WORDS
 from audrey.cli import app
 from audrey.errors import AudreyError
 from audrey.modelfile import load_model, model_digest, save_model
+from audrey.audio import load_audio
+from audrey.frontend import LogMel
 from audrey.recognizer import Recognizer
 from audrey.personal import (
     FORMAT,
@@ -85,6 +87,23 @@ def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tm
     predicted = [json.loads(line)["digit"] for line in res.stdout.splitlines()]
     assert predicted == [p.digit for p in Recognizer(personal).predict_files(takes)]
     assert predicted != [p.digit for p in Recognizer(base).predict_files(takes)]
+
+    # transcribe/listen: digits from the personal model, rejection by the base's calibration (its
+    # Mahalanobis class means live in the base's embedding space)
+    from audrey.reject import Judge
+
+    judge = Judge.from_file(tiny_model, weights=out)
+    assert judge.calibration is not None and judge.net is not None
+    logits, embed, _ = judge.forward([load_audio(takes[0], personal.frontend.sample_rate)])
+    base_embed = base.model.embed(LogMel(base.frontend)(torch.from_numpy(Recognizer(base).prepare(
+        load_audio(takes[0], base.frontend.sample_rate)))[None]))
+    assert torch.allclose(embed, base_embed, atol=1e-4)
+    personal_embed = personal.model.embed(LogMel(base.frontend)(torch.from_numpy(Recognizer(base).prepare(
+        load_audio(takes[0], base.frontend.sample_rate)))[None]))
+    assert not torch.allclose(personal_embed, base_embed, atol=1e-2)  # so the check above can fail
+    assert int(logits.argmax()) == predicted[0]
+    res = runner.invoke(app, ["transcribe", "--model", str(tiny_model), "--weights", str(out), "--json", str(takes[0])])
+    assert res.exit_code == 0, res.output
 
     res = runner.invoke(app, ["eval", "--data", str(deep_voice / "deep"), "--model", str(tiny_model), "--weights", str(out),
                               "--json", "--confusion", str(tmp_path / "cm.png")])
