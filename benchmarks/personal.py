@@ -189,9 +189,10 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylim(80, 100)
         ax.grid(axis="y", lw=0.3)
     axes[0].set_ylabel("accuracy on takes 10-49 (%)")
-    axes[-1].legend(loc="lower right", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.suptitle("FSDD personal k-shot: each speaker's base never heard them")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
