@@ -232,6 +232,11 @@ class Tracker:
             return None
         path = Path(self.runs_dir) / f"{self.id}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while path.exists():  # two runs of one name in the same second: keep both
+            n += 1
+            self.id = self.record["id"] = f"{self.id.rsplit('~', 1)[0]}~{n}"
+            path = Path(self.runs_dir) / f"{self.id}.json"
         atomic_write_bytes(path, json.dumps(self.record, indent=2, default=str).encode(), durable=False)
         return path
 

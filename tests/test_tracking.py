@@ -177,3 +177,16 @@ def test_sweep_runs_audrey_train_as_an_agent_would(tmp_path, voices):
     rec = json.loads(only((tmp_path / "runs").glob("*-train-sweep.json")).read_text())
     assert rec["config"]["train"]["arch"] == "conformer" and rec["config"]["train"]["lr"] == 0.002
     assert "val_acc" in rec["history"][0]
+
+
+def test_two_runs_of_one_name_in_one_second_keep_both_records(tmp_path):
+    from audrey.tracking import Tracker, TrackingOptions, read_records
+
+    paths = []
+    for acc in (0.5, 0.6):
+        t = Tracker("eval", {"data": ["x"]}, TrackingOptions("offline"), name="same", runs_dir=tmp_path / "runs")
+        t.id = t.record["id"] = "20260101-000000-eval-same"  # as if both started in the same second
+        t.summary({"eval_acc": acc})
+        paths.append(t.finish())
+    assert paths[0] != paths[1] and paths[1].name == "20260101-000000-eval-same~2.json"
+    assert sorted(r["summary"]["eval_acc"] for r in read_records(tmp_path / "runs")) == [0.5, 0.6]
