@@ -9,8 +9,11 @@ rate.
 Output on stdout, one line per event, flushed at once:
   text:    "4  (0.98)" per digit, "not a digit  (why)" per rejected sound (unless hidden),
            "→ 427" when a string closes;
-  --json:  one JSON object per event: {"event": "listening", ...} when the input is open, then
+  --json:  one JSON object per event: {"event": "listening", ...} once the input delivers audio, then
            digit / rejected / string events (audrey.stream.Event.to_dict), {"event": "stopped"} at the end.
+  --observe: each digit and rejection also carries what the base model's digit probes read at every
+           layer (a logit lens) and its OOD score (audrey.probes.Observer): an indented "lens ..." line,
+           or "observe" in JSON. --weights: digits from personal weights (audrey.personal).
 On a terminal, stderr shows a status line: listening or hearing speech, the input level against the
 noise floor, and the open string. Ctrl-C (or SIGTERM) stops cleanly: the open string is closed and
 printed, exit status 0.
