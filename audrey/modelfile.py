@@ -77,42 +77,33 @@ def save_model(bundle: ModelBundle, path: str | Path, extra_tensors: dict[str, t
     return atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
 
 
-def read_safetensors(path: str | Path, fmt: str, what: str, remedy: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(metadata, tensors) of one of Audrey's safetensors files (personal weights, calibration, OOD
-    statistics, probes, checkpoints) whose metadata says `format: fmt`. Every failure is one line that
-    names the file, says it is not a readable `what`, and ends with `remedy` (what to do)."""
+def read_safetensors(path: str | Path, fmt: str, what: str, remedy: str = "",
+                     tensors: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(metadata, tensors) of one of Audrey's safetensors files (model files, personal weights,
+    calibration, OOD statistics, probes, checkpoints) whose metadata says `format: fmt`; with
+    `tensors=False` only the metadata is read. Every failure is one line that names the file, says
+    what is wrong with it, and ends with `remedy` (what to do)."""
     from safetensors import safe_open
 
     path = Path(path)
+    tail = f"; {remedy}" if remedy else ""
     if not path.is_file():
-        raise AudreyError(f"{path}: no such {what}; {remedy}")
+        raise AudreyError(f"{path}: no such {what}{tail}")
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            found = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}
     except Exception as exc:  # SafetensorError and friends: truncated, or not safetensors at all
-        raise AudreyError(f"{path}: not a readable {what} ({str(exc).splitlines()[0]}; it may be truncated); {remedy}") from None
+        raise AudreyError(f"{path}: not a readable {what} ({str(exc).splitlines()[0]}; it may be truncated){tail}") from None
     if meta.get("format") != fmt:
         hint = " (it is a model file: pass it with --model)" if meta.get("format") == FORMAT else ""
-        raise AudreyError(f"{path}: not a {what} (format {meta.get('format')!r}, expected {fmt!r}){hint}; {remedy}")
-    return meta, tensors
+        raise AudreyError(f"{path}: not an Audrey {what} (format {meta.get('format')!r}, expected {fmt!r}){hint}{tail}")
+    return meta, found
 
 
 def read_header(path: Path) -> dict:
     """The metadata of a model file, without reading its tensors."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise AudreyError(f"{path}: no such model file")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-    except Exception as exc:  # SafetensorError and friends: truncated or not safetensors at all
-        raise AudreyError(f"{path}: not a readable safetensors model file ({str(exc).splitlines()[0]}); it may be truncated") from None
-    if meta.get("format") != FORMAT:
-        raise AudreyError(f"{path}: not an Audrey model file (format {meta.get('format')!r}, expected {FORMAT!r})")
-    return meta
+    return read_safetensors(path, FORMAT, "model file", tensors=False)[0]
 
 
 def load_model(path: str | Path, expect_arch: str | None = None) -> tuple[ModelBundle, dict[str, torch.Tensor]]:
