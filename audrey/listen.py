@@ -22,9 +22,7 @@ printed, exit status 0.
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import TextIO
 
 from audrey.console import err, warn
 from audrey.errors import AudreyError
-from audrey.mic import STALL_SECONDS, MicStream, StreamEnded, resolve_device
+from audrey.mic import STALL_SECONDS, MicStream, StopOnSignal, StreamEnded, resolve_device
 from audrey.stream import STRING_GAP_SECONDS, DigitStream, Event
 
 STATUS_PER_SECOND = 4
@@ -133,10 +131,6 @@ class Status:
         return line
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def listen(
     model: Path,
     device: str | int | None = None,
@@ -167,9 +161,6 @@ def listen(
     judge = Judge.from_file(model, calibration, weights=weights)
     printer = Printer(out, as_json, show_rejected)
     result = ListenResult(device=stream.name, rate=stream.rate)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
     observer = None
     if observe:  # the base model's probes and OOD statistics, read on each utterance
         from audrey.probes import Observer
@@ -186,32 +177,29 @@ def listen(
                 result.strings.append(e.string)
             printer.event(e)
 
-    try:
-        with stream, Status(stream.name, stream.rate, pipeline) as status:
-            started = False
-            try:
-                while True:
-                    block = stream.read(STALL_SECONDS)
-                    if block is None:
-                        raise AudreyError(f"input device {stream.name!r} stopped delivering audio for {STALL_SECONDS:g} s; "
-                                          "check the connection or pick another with --device")
-                    if not started:  # "listening" once audio really flows: some servers connect late
-                        started = True
-                        printer.start({"device": stream.name, "rate": stream.rate, "model": str(model), "weights": str(weights) if weights else None,
-                                       "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None,
-                                       "time": round(time.time(), 3)})
-                    if block.dropped:
-                        result.dropped += block.dropped
-                        status.dropped = result.dropped
-                    emit(pipeline.feed(block.samples, block.time))
-            except KeyboardInterrupt:
-                result.interrupted = True
-            except StreamEnded:
-                pass
-            emit(pipeline.flush())
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    with StopOnSignal() as stop, stream, Status(stream.name, stream.rate, pipeline) as status:
+        started = False
+        try:
+            while not stop.stopped.is_set():
+                block = stream.read(STALL_SECONDS)
+                if block is None:
+                    raise AudreyError(f"input device {stream.name!r} stopped delivering audio for {STALL_SECONDS:g} s; "
+                                      "check the connection or pick another with --device")
+                if not started:  # "listening" once audio really flows: some servers connect late
+                    started = True
+                    printer.start({"device": stream.name, "rate": stream.rate, "model": str(model), "weights": str(weights) if weights else None,
+                                   "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None,
+                                   "time": round(time.time(), 3)})
+                if block.dropped:
+                    result.dropped += block.dropped
+                    status.dropped = result.dropped
+                emit(pipeline.feed(block.samples, block.time))
+        except KeyboardInterrupt:  # a stream or caller that raises it (signals set `stop` instead)
+            result.interrupted = True
+        except StreamEnded:
+            pass
+        result.interrupted = result.interrupted or stop.stopped.is_set()
+        emit(pipeline.flush())
     result.seconds = pipeline.fed / pipeline.rate
     if result.dropped:
         warn(f"{result.dropped} audio blocks were lost (the computer was too busy); digits around them may be missed")

@@ -10,6 +10,7 @@ recorder throws that take away instead of keeping audio with a hole in it.
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -264,3 +265,26 @@ class FileStream:
         block = Block(out, self._index, time.monotonic(), 0)
         self._index += self.block
         return block
+
+
+class StopOnSignal:
+    """Ctrl-C (SIGINT) and SIGTERM set `stopped` instead of raising KeyboardInterrupt wherever the
+    main thread happens to be. An exception raised inside a queue's lock can leave that lock held,
+    and PortAudio's callback thread then blocks on it forever, so closing the stream would hang.
+    The reading loop checks `stopped` after each block (20 ms) instead. Off the main thread, a no-op."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.stopped = threading.Event()
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopOnSignal":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, lambda signum, frame: self.stopped.set())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
