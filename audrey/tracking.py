@@ -381,7 +381,7 @@ def sync(records: list[dict], runs_dir: Path = RUNS_DIR, dry_run: bool = False) 
         if dry_run:
             done.append({"run": rec["id"], "status": f"would sync {run_dir}"})
             continue
-        cmd = [sys.executable, "-m", "wandb", "sync", "--include-offline", "--project", wb.get("project") or "audrey", str(run_dir)]
+        cmd = [sys.executable, "-m", "wandb", "sync", "--project", wb.get("project") or "audrey", str(run_dir)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr or proc.stdout).strip().splitlines()

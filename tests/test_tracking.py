@@ -190,3 +190,19 @@ def test_two_runs_of_one_name_in_one_second_keep_both_records(tmp_path):
         paths.append(t.finish())
     assert paths[0] != paths[1] and paths[1].name == "20260101-000000-eval-same~2.json"
     assert sorted(r["summary"]["eval_acc"] for r in read_records(tmp_path / "runs")) == [0.5, 0.6]
+
+
+def test_sync_without_a_login_is_one_clear_line(tmp_path, monkeypatch):
+    """`runs sync` really calls `wandb sync`; with no API key it fails at once with one line, and
+    the record stays unsynced for the next try."""
+    from audrey.tracking import Tracker, TrackingOptions
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no login
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    t = Tracker("eval", {"data": ["x"]}, TrackingOptions("offline"), name="s", runs_dir=tmp_path / "runs")
+    t.summary({"eval_acc": 0.5})
+    path = t.finish()
+    res = runner.invoke(app, ["runs", "sync"])
+    msg = one_line_error(res.output)
+    assert res.exit_code == 2 and "wandb sync" in msg and "wandb login" in msg, msg
+    assert "synced" not in json.loads(path.read_text())["wandb"]
