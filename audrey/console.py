@@ -14,7 +14,8 @@ err = Console(stderr=True, highlight=False)
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {escape(message)}")  # a path's "[...]" is not markup
+    # soft_wrap: one line however long, so a path is never broken where the terminal wraps
+    err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)  # a path's "[...]" is not markup
 
 
 def quiet() -> bool:
