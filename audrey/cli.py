@@ -230,8 +230,6 @@ def personalize_cmd(
     from audrey.report import print_personal
 
     cfg = with_overrides(AdaptConfig(), steps=steps, seed=seed)
-    if holdout < 0:
-        raise AudreyError(f"--holdout {holdout}: must be 0 or more")
     result = personalize(speaker, model_path(base), out, data, recordings, holdout, curve, cfg, tracking(wandb, project, group, tags))
     if as_json:
         print_json(result.__dict__)

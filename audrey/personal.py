@@ -98,7 +98,7 @@ def check_enrollment(clips: list[Clip], need: int = MIN_TAKES, where: str = "", 
 
 
 def take_order(clips: list[Clip]) -> list[Clip]:
-    return sorted(clips, key=lambda c: (c.digit, c.take if c.take is not None else 0, str(c.path)))
+    return sorted(clips, key=lambda c: (c.digit, c.take, str(c.path)))
 
 
 def split_takes(clips: list[Clip], holdout: int) -> tuple[list[Clip], list[Clip]]:
@@ -327,6 +327,10 @@ def personalize(
     Tracked as a `personalize` run (record + W&B, see audrey.tracking) when `tracking` is given."""
     from audrey.tracking import Tracker, TrackingOptions
 
+    if holdout < 0:
+        raise AudreyError(f"--holdout {holdout}: must be 0 or more")
+    if cfg.steps < 0:
+        raise AudreyError(f"--steps {cfg.steps}: must be 0 or more")
     with Tracker("personalize", {}, tracking or TrackingOptions("disabled"), name=speaker or "personal") as tracker:
         return _personalize(speaker, Path(base_path), out, data, recordings, holdout, curve, cfg, tracker)
 

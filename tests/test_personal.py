@@ -175,3 +175,14 @@ def test_take_selection_and_advice():
         [{"takes_per_digit": 1, "accuracy": 0.8}, {"takes_per_digit": 4, "accuracy": 0.95}], 5)
     assert "more takes would add little" in learning_curve_advice([{"takes_per_digit": 1, "accuracy": 0.99},
                                                                    {"takes_per_digit": 4, "accuracy": 1.0}], 5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--holdout", "-1"], "--holdout -1: must be 0 or more"),
+    (["--steps", "-5"], "--steps -5: must be 0 or more"),
+])
+def test_bad_personalize_options_are_one_line(tiny_model, deep_voice, tmp_path, args, message):
+    res = CliRunner().invoke(app, ["personalize", "--speaker", "deep", "--recordings", str(deep_voice), "--base", str(tiny_model),
+                                   "--out", str(tmp_path / "p.personal.safetensors"), "--wandb", "disabled", *args])
+    assert res.exit_code == 2 and message in one_line_error(res.output)
+    assert not (tmp_path / "p.personal.safetensors").exists()

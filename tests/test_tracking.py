@@ -206,3 +206,9 @@ def test_sync_without_a_login_is_one_clear_line(tmp_path, monkeypatch):
     msg = one_line_error(res.output)
     assert res.exit_code == 2 and "wandb sync" in msg and "wandb login" in msg, msg
     assert "synced" not in json.loads(path.read_text())["wandb"]
+
+
+def test_unknown_run_is_one_line(tmp_path):
+    (tmp_path / "runs").mkdir()
+    res = runner.invoke(app, ["runs", "compare", "nothing-like-this"])
+    assert res.exit_code == 2 and "run 'nothing-like-this': no such run record" in one_line_error(res.output)
