@@ -76,8 +76,11 @@ class Segmenter:
         min_speech: float = MIN_SPEECH_SECONDS,
         max_seconds: float = MAX_SEGMENT_SECONDS,
         initial_floor_db: float | None = None,
+        start_db: float = START_DB,
+        stop_db: float = STOP_DB,
     ):
         self.rate = rate
+        self.start_db, self.stop_db = start_db, stop_db
         self.frame = max(1, round(rate * FRAME_SECONDS))
         fs = self.frame / rate  # actual frame length in seconds
         self.hangover_frames = max(1, round(hangover / fs))
@@ -142,7 +145,7 @@ class Segmenter:
         self.floor_db = max(self.floor_db, FLOOR_MIN_DB)
 
         if not self.in_speech:
-            if level > max(self.floor_db + START_DB, MIN_LEVEL_DB):
+            if level > max(self.floor_db + self.start_db, MIN_LEVEL_DB):
                 self._run += 1
             else:
                 self._run = 0
@@ -160,7 +163,7 @@ class Segmenter:
             return None
 
         self._peak = max(self._peak, level)
-        if level > max(self.floor_db + STOP_DB, MIN_LEVEL_DB):
+        if level > max(self.floor_db + self.stop_db, MIN_LEVEL_DB):
             self._last_loud = i
         if i - self._last_loud >= self.hangover_frames:
             return self._emit(i, forced=False)

@@ -146,6 +146,20 @@ def test_rejected_sounds_neither_join_nor_break_a_string():
     assert events[1].reason == "not a tone digit"
 
 
+def test_a_rejected_sound_is_not_a_pause():
+    """A refused digit (here a tone at no digit's pitch) between two digits: the time it takes does not
+    count towards the pause that closes a string, so the string is not split around it."""
+    word = tone(0, seconds=0.5) * 0  # a 250 Hz tone (digit 0 is 300 Hz): heard, and refused
+    word += (0.3 * np.sin(2 * np.pi * 250 * np.arange(len(word)) / RATE)).astype(np.float32)
+    audio, _ = compose([tone(5), tone(2), word, tone(8)], [0.3, 0.5, 0.5], RATE)  # 0.5 + 0.5 + 0.5 s > the 0.9 s gap
+    events = run(DigitStream(ToneJudge(), RATE), audio, 320)
+    assert [e.kind for e in events if e.kind != "string"] == ["digit", "digit", "rejected", "digit"]
+    assert strings_of(events) == ["528"]
+    # ...while the same silence without the sound in it still closes the string
+    audio, _ = compose([tone(5), tone(2), tone(8)], [0.3, 1.5], RATE)
+    assert strings_of(run(DigitStream(ToneJudge(), RATE), audio, 320)) == ["52", "8"]
+
+
 def test_string_length_is_bounded():
     n = MAX_STRING_DIGITS + 5
     audio, _ = compose([tone(i % 10, 0.25) for i in range(n)], [0.2] * (n - 1), RATE)

@@ -142,3 +142,23 @@ def test_real_digits_are_one_segment_each(espeak_digit):
             clip = load_audio(espeak_digit(d, voice), RATE)
             segs = segment(join(quiet(0.3, None), clip, quiet(0.3, None)), RATE)
             assert len(segs) == 1, (d, voice, [(s.speech_start, s.speech_end) for s in segs])
+
+
+def test_thresholds_are_per_segmenter():
+    """A word 9 dB above a steady noise is below the recorder's 10 dB start threshold and above the
+    7 dB one that `listen` uses (audrey.stream.START_DB); each segmenter keeps its own."""
+    from audrey.stream import START_DB, STOP_DB, make_segmenter
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    noise = (0.01 * rng.standard_normal(3 * rate)).astype(np.float32)
+    t = np.arange(int(0.4 * rate)) / rate
+    word = 0.01 * np.sqrt(10 ** 0.9 - 1) * np.sqrt(2) * np.sin(2 * np.pi * 440 * t)  # tone + noise: +9 dB
+    audio = noise.copy()
+    audio[rate : rate + len(t)] += word.astype(np.float32)
+    assert START_DB < 9 < Segmenter(rate).start_db and STOP_DB < Segmenter(rate).stop_db
+    quiet = Segmenter(rate)
+    assert quiet.feed(audio) + quiet.flush() == []
+    listen = make_segmenter(rate)
+    segs = listen.feed(audio) + listen.flush()
+    assert len(segs) == 1 and abs(segs[0].speech_start / rate - 1.0) < 0.05 and abs(segs[0].speech_end / rate - 1.4) < 0.05
