@@ -1,18 +1,19 @@
 """Is a speech segment a digit at all? The rejection `audrey listen` and `audrey transcribe` apply.
 
 A ten-way classifier always names one of its ten digits, whatever it hears: "hello", a cough, a door.
-Four tests turn that into "digit d" or "not a digit":
+Five tests turn that into "digit d" or "not a digit":
 
 1. Length: a digit's speech lasts `min_seconds`..`max_seconds` (the bounds of the recorder's quality
    gate); a click or a sentence does not.
 2. A trained detector: a small CNN on the same log-mel features with eleven classes, the ten digits and
    "other", trained (`audrey calibrate`) on the model's training digits and espeak-ng digits in 150
-   voices against espeak-ng words (DETECTOR_WORDS), near misses (each digit's name with another onset
-   or ending: "hive", "fix", "devon"), made-up words, time-reversed digits (human-sounding, no word)
+   voices against espeak-ng words (DETECTOR_WORDS in 25 voices each, the 745 everyday words of
+   audrey.wordlist in 16), near misses (each digit's name with another onset or ending, or without
+   its onset: "hive", "fix", "devon", "ive"), made-up words, time-reversed digits (human-sounding, no word)
    and synthetic noise bursts, with noise added at 5-30 dB SNR. Its score is its probability for the
    digit the classifier chose, so it is low both for "other" and when the two models disagree.
-   It is needed: a model trained only on digits has no reason to keep what tells "heaven" from
-   "seven", and its own scores separate digits from other words poorly. Measured on held-out voices
+   It is needed: a model trained only on digits has no reason to keep what tells "hello" from
+   "zero", and its own scores separate digits from other words poorly. Measured on held-out voices
    and words (areas under the ROC curve, digits against words, a 6-epoch development model):
    softmax confidence 0.75, Mahalanobis distance 0.81, a binary digit-or-not detector 0.85-0.87,
    this eleven-class detector 0.92.
@@ -21,6 +22,11 @@ Four tests turn that into "digit d" or "not a digit":
    al., 2018) shrunk towards a scaled identity, fitted on the model's training digits.
 4. Confidence: the top softmax probability after temperature scaling (Guo et al., 2017), the
    temperature fitted on held-out digits by log-likelihood.
+5. The hiss test, for wideband input (>= 16 kHz, as microphones deliver): a 6 or a 7 must begin
+   with the /s/ of "six" and "seven" (`onset_hiss_db`). The models hear 8 kHz audio, where the /s/
+   (mostly above 4 kHz) is nearly gone: "heaven" was "seven" to both of them every time. Not done for
+   the /f/ of "five" and "four" or the /θ/ of "three": those are weak, and in noise at 20 dB SNR
+   already as faint as the noise ("hi" is still heard as "five").
 
 Calibration sets the three thresholds (2-4) together on material neither model trained on: espeak-ng
 digits from voices outside every training range (clean, and with noise at 5-30 dB SNR) against other
@@ -62,8 +68,9 @@ UNCALIBRATED_CONFIDENCE = 0.7  # without a calibration: softmax confidence below
 SHRINKAGE = 0.1  # covariance shrinkage towards a scaled identity
 # Operating point: accept this fraction of correctly classified held-out digits. 97%: with listen's
 # segmenter finding more of the digits said in noise (stream.START_DB), 98% let through 34% of
-# held-out words instead of 29%; at 97% words stay at 29% and digit strings at 10 dB SNR come out
-# right 55% of the time instead of 37% (benchmarks/listen.py).
+# held-out words instead of 29%; at 97% words stayed at 29% and digit strings at 10 dB SNR came out
+# right 55% of the time instead of 37% (benchmarks/listen.py, with the detector of before
+# wordlist.COMMON_WORDS, which brought words down to 16%).
 TARGET_ACCEPT = 0.97
 DETECTOR_CONFIG = {"channels": (16, 24, 32, 48, 64), "dropout": 0.2, "n_classes": 11}  # ~1/3 of the digit CNN's work
 OTHER = 10  # the detector's class for "not a digit"
@@ -111,6 +118,15 @@ CALIBRATION_WORDS = (
     "what", "where", "twenty", "hundred", "kevin", "lion", "wait", "sticky", "letters", "seat", "fire",
     "nighttime", "zoo", "won't",
 )
+# The hiss test: "six" and "seven" begin with /s/, a hiss mostly above 4 kHz. The models hear 8 kHz
+# audio (up to 3.8 kHz), where "heaven" is "seven" without it; wideband input (>= 16 kHz) still has it.
+HISS_DIGITS = (6, 7)
+HISS_MIN_RATE = 16000  # below this the band above 4 kHz is not there to test
+HISS_BAND_HZ = (4000.0, 7800.0)  # against 100-4000 Hz
+HISS_WINDOW_SECONDS = 0.25  # from the segment's start: its margin (stream.MARGIN_SECONDS) and the onset
+EMPTY_BAND_DB = -60.0  # a whole segment this far quieter above 4 kHz than below came from an 8 kHz source
+MIN_HISS_DB = -3.0  # espeak-ng, 52 voices: the /s/ of six and seven 15 dB clean, >= 6.7 dB at 20 dB SNR,
+#                     5th percentile -1.4 dB at 10 dB (pink noise); "heaven" at most -4.1 dB; vowels -25..-45
 HELD_OUT_WORDS = ("hello", "yes", "heaven", "often", "no", "okay", "stop", "weather", "computer", "sure", "nothing", "hi")
 NOISE_KINDS = ("hiss", "cough", "knock", "breath", "beep", "hum", "clap", "rumble")
 
@@ -146,6 +162,7 @@ class Verdict:
     seconds: float  # speech length
     p_digit: float | None = None  # the detector's probability for the classifier's digit (not "other", nor another digit)
     distance: float | None = None  # Mahalanobis distance to the nearest digit class
+    hiss_db: float | None = None  # onset energy above 4 kHz against below, for wideband input (onset_hiss_db)
 
 
 @dataclass
@@ -216,6 +233,33 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_name(stem + SUFFIX)
 
 
+def onset_hiss_db(audio: np.ndarray, rate: int) -> float | None:
+    """How much a segment begins with a hiss: over the 20 ms frames (10 ms apart) of its first
+    HISS_WINDOW_SECONDS that are above silence, the highest ratio of energy in HISS_BAND_HZ to energy
+    in 100-4000 Hz, in dB. None when there is no such band to test: `rate` too low, or audio that went
+    through 8 kHz on its way (a phone call saved at 44.1 kHz), or a silent start."""
+    from audrey.vad import MIN_LEVEL_DB
+
+    if rate < HISS_MIN_RATE:
+        return None
+    frame, hop = int(0.02 * rate), int(0.01 * rate)
+    x = np.asarray(audio, np.float64)
+    if len(x) < frame:
+        return None
+    frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop]
+    power = np.abs(np.fft.rfft(frames * np.hanning(frame), axis=1)) ** 2
+    f = np.fft.rfftfreq(frame, 1 / rate)
+    high = power[:, (f >= HISS_BAND_HZ[0]) & (f <= HISS_BAND_HZ[1])].sum(1)
+    low = power[:, (f >= 100) & (f < HISS_BAND_HZ[0])].sum(1)
+    if high.sum() < low.sum() * 10 ** (EMPTY_BAND_DB / 10):
+        return None  # the band is empty: an 8 kHz source
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
+    onset = (np.arange(len(frames)) * hop + frame <= HISS_WINDOW_SECONDS * rate) & (level > MIN_LEVEL_DB)
+    if not onset.any():
+        return None
+    return float(np.max(10 * np.log10((high[onset] + 1e-20) / (low[onset] + 1e-20))))
+
+
 def detector_agreement(detector_logits: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
     """The detector's probability for the digit the classifier chose: low when the detector hears
     "not a digit", and when it hears another digit (two models disagreeing is a sign of a stranger)."""
@@ -223,9 +267,9 @@ def detector_agreement(detector_logits: torch.Tensor, digit: torch.Tensor) -> to
 
 
 class Judge:
-    """Waveforms at the model's rate in, `Verdict`s out: the classifier call `listen` and
-    `transcribe` share. One frozen forward pass gives the digit logits, the embedding and the
-    detector's output."""
+    """Segments in, `Verdict`s out: the classifier call `listen` and `transcribe` share. One frozen
+    forward pass at the model's rate gives the digit logits, the embedding and the detector's output;
+    at the input's own rate, the hiss test looks at the band the models do not hear."""
 
     def __init__(self, recognizer, calibration: Calibration | None = None, base: torch.nn.Module | None = None):
         from audrey.recognizer import frozen
@@ -279,13 +323,19 @@ class Judge:
         batch = torch.from_numpy(np.stack([self.recognizer.prepare(w) for w in waves]))
         return self.net(batch)
 
-    def judge(self, waves: list[np.ndarray], seconds: list[float]) -> list[Verdict]:
-        """A verdict per segment; `seconds` is each segment's speech length."""
+    def judge(self, waves: list[np.ndarray], seconds: list[float], rate: int | None = None) -> list[Verdict]:
+        """A verdict per segment, given at `rate` (default: the model's); `seconds` is each segment's
+        speech length."""
+        from audrey.audio import resample
+
         if not waves:
             return []
-        return self.decide(*self.forward(waves), seconds)
+        rate = rate or self.sample_rate
+        hiss = [onset_hiss_db(w, rate) for w in waves]
+        return self.decide(*self.forward([resample(w, rate, self.sample_rate) for w in waves]), seconds, hiss)
 
-    def decide(self, logits: torch.Tensor, embed: torch.Tensor, other: torch.Tensor, seconds) -> list[Verdict]:
+    def decide(self, logits: torch.Tensor, embed: torch.Tensor, other: torch.Tensor, seconds,
+               hiss: list[float | None] | None = None) -> list[Verdict]:
         cal = self.calibration
         probs = (logits / (cal.temperature if cal else 1.0)).softmax(-1)
         conf, digit = probs.max(-1)
@@ -297,6 +347,7 @@ class Judge:
             c, s = float(conf[i]), float(seconds[i])
             pd = float(p_digit[i]) if p_digit is not None else None
             d = float(dist[i]) if dist is not None else None
+            h = hiss[i] if hiss is not None else None
             if s < lo:
                 reason = f"too short for a digit ({s:.2f} s)"
             elif s > hi:
@@ -307,9 +358,11 @@ class Judge:
                 reason = f"unlike any digit (distance {d:.1f} > {cal.max_distance:.1f})"
             elif c < (cal.min_confidence if cal else UNCALIBRATED_CONFIDENCE):
                 reason = f"unsure which digit (confidence {c:.2f})"
+            elif h is not None and int(digit[i]) in HISS_DIGITS and h < MIN_HISS_DB:
+                reason = f"not a {int(digit[i])}: no /s/ at its start (above 4 kHz {h:.1f} dB < {MIN_HISS_DB:.1f} dB)"
             else:
                 reason = None
-            out.append(Verdict(int(digit[i]), c, reason is None, reason, s, pd, d))
+            out.append(Verdict(int(digit[i]), c, reason is None, reason, s, pd, d, h))
         return out
 
 # --- synthetic material: noise, bursts, strings ---------------------------------------------------
@@ -489,12 +542,15 @@ def training_features(bundle, clips, max_per_class: int = 300, seed: int = 0) ->
 
 
 def detector_data(frontend_cfg, digit_feats: torch.Tensor, digit_labels: torch.Tensor, words=DETECTOR_WORDS,
-                  voices_per_word: int = 25, near_miss_voices: int = 10, pseudo: int = 1500, digit_voices: int = 150,
-                  bursts: int = 1500, reversed_fraction: float = 0.4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                  voices_per_word: int = 25, near_miss_voices: int = 10, common_words=None, common_voices: int = 16,
+                  pseudo: int = 1500, digit_voices: int = 150, bursts: int = 1500, reversed_fraction: float = 0.4,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(features, label 0-9 or OTHER) for the detector: the model's training digits and espeak-ng
-    digits against espeak-ng words, near misses and made-up words, time-reversed digits (human-sounding
-    and no word at all) and noise bursts; voices from DETECTOR_VOICES."""
+    digits against espeak-ng words (DETECTOR_WORDS in many voices, wordlist.COMMON_WORDS in a few),
+    near misses and made-up words, time-reversed digits (human-sounding and no word at all) and noise
+    bursts; voices from DETECTOR_VOICES."""
     from audrey import synth
+    from audrey.wordlist import COMMON_WORDS
 
     rng = np.random.default_rng(seed)
     rate = frontend_cfg.sample_rate
@@ -504,6 +560,7 @@ def detector_data(frontend_cfg, digit_feats: torch.Tensor, digit_labels: torch.T
     digit_jobs = [(w, voices[i], speed()) for i in rng.permutation(len(voices))[:digit_voices] for w in DIGIT_WORDS]
     word_jobs = [(w, pick(), speed()) for w in words for _ in range(voices_per_word)]
     word_jobs += [(w, pick(), speed()) for w in NEAR_MISSES for _ in range(near_miss_voices)]
+    word_jobs += [(w, pick(), speed()) for w in (COMMON_WORDS if common_words is None else common_words) for _ in range(common_voices)]
     word_jobs += [(w, pick(), speed()) for w in pseudo_words(pseudo, rng)]
     clips = render_clips(digit_jobs + word_jobs, material_root(), rate, "espeak-ng detector clips")
     pos = torch.cat([digit_feats, wave_features(clips[: len(digit_jobs)], frontend_cfg)])
@@ -609,11 +666,11 @@ class Scene:
 
 def scene_segments(scenes: list[Scene], rate: int, judge: Judge) -> dict:
     """Every scene through the live segmenter and the classifier call; per segment: kind, label,
-    digit logits, embedding, detector logits, speech seconds. A digit scene gives its longest segment."""
+    digit logits, embedding, detector logits, speech seconds, onset hiss. A digit scene gives its longest segment."""
     from audrey.audio import resample
     from audrey.stream import make_segmenter
 
-    kinds, labels, texts, waves, seconds = [], [], [], [], []
+    kinds, labels, texts, waves, seconds, hiss = [], [], [], [], [], []
     for sc in scenes:
         seg = make_segmenter(rate)
         segs = seg.feed(sc.audio) + seg.flush()
@@ -625,10 +682,11 @@ def scene_segments(scenes: list[Scene], rate: int, judge: Judge) -> dict:
             texts.append(sc.text)
             waves.append(resample(s.audio, rate, judge.sample_rate))
             seconds.append(s.speech_seconds)
+            hiss.append(onset_hiss_db(s.audio, rate))
     outs = [judge.forward(waves[i : i + 64]) for i in range(0, len(waves), 64)]
     logits, embed, other = (torch.cat([o[k] for o in outs]) for k in range(3))
     return {"kind": np.array(kinds), "label": torch.tensor(labels), "text": np.array(texts), "seconds": np.array(seconds),
-            "logits": logits, "embed": embed, "other": other}
+            "hiss": np.array([np.nan if h is None else h for h in hiss]), "logits": logits, "embed": embed, "other": other}
 
 
 def scenes_for(rate: int, voice_ids, words, speeds=CALIBRATION_SPEEDS, bursts: int = 200, seed: int = 0,
@@ -695,9 +753,11 @@ def calibrate(bundle, fit_clips, rate: int = 16000, target: float = TARGET_ACCEP
     score = {"conf": probs.max(-1).values.numpy(), "p_digit": detector_agreement(seg["other"], probs.argmax(-1)).numpy(),
              "dist": cal.distances(seg["embed"]).numpy()}
     secs = seg["seconds"]
-    length_ok = (secs >= cal.min_seconds) & (secs <= cal.max_seconds)
+    no_hiss = np.isin(probs.argmax(-1).numpy(), HISS_DIGITS) & (seg["hiss"] < MIN_HISS_DB)  # NaN: not tested
+    length_ok = (secs >= cal.min_seconds) & (secs <= cal.max_seconds) & ~no_hiss  # the fixed tests
     correct = is_digit & (probs.argmax(-1).numpy() == seg["label"].numpy())
-    # positives: correctly classified held-out digits (a misclassified digit is better rejected)
+    # positives: correctly classified held-out digits (a misclassified digit is better rejected);
+    # the thresholds are chosen for what the fixed tests (length, hiss) let through
     pos, neg = correct & length_ok, ~is_digit & length_ok
     chosen = choose_thresholds({k: v[pos] for k, v in score.items()}, {k: v[neg] for k, v in score.items()}, target)
     for k, v in chosen.items():
@@ -706,12 +766,13 @@ def calibrate(bundle, fit_clips, rate: int = 16000, target: float = TARGET_ACCEP
                 & (score["dist"] <= cal.max_distance))
 
     def share(mask):
-        return round(float(accepted[mask].mean()), 4) if mask.any() else None
+        return share_of(accepted, mask)
 
     cal.report = {
         "method": "speech length + trained detector (CNN: ten digits + other; its probability for the chosen digit) "
                   "+ Mahalanobis distance on head.hook_embed "
-                  "(shared covariance, shrinkage %g) + temperature-scaled confidence" % SHRINKAGE,
+                  "(shared covariance, shrinkage %g) + temperature-scaled confidence "
+                  "+ for 6 and 7 at >= 16 kHz, a hiss at the onset (>= %g dB above 4 kHz)" % (SHRINKAGE, MIN_HISS_DB),
         "operating_point": f"accept >= {target:.1%} of correctly classified held-out digits, fewest negatives accepted",
         "fit_clips": int(len(labels)),
         "calibration_voices": f"synth.voices({VOICE_POOL})[{CALIBRATION_VOICES.start}:{CALIBRATION_VOICES.stop}]",
@@ -723,8 +784,13 @@ def calibrate(bundle, fit_clips, rate: int = 16000, target: float = TARGET_ACCEP
         "accept_noises": share(seg["kind"] == "noise"),
         "auroc_digits_vs_words": {k: auroc(v[correct], v[seg["kind"] == "word"], k == "dist") for k, v in score.items()},
         "thresholds": {k: round(v, 4) for k, v in cal.thresholds().items()},
+        "refused_by_hiss_test": {"correct_digits": share_of(no_hiss, correct), "words": share_of(no_hiss, seg["kind"] == "word")},
     }
     return cal
+
+
+def share_of(test: np.ndarray, mask: np.ndarray) -> float | None:
+    return round(float(test[mask].mean()), 4) if mask.any() else None
 
 
 def auroc(pos: np.ndarray, neg: np.ndarray, lower_is_positive: bool = False) -> float | None:

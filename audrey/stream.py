@@ -1,9 +1,8 @@
 """Audio in, digits out: the pipeline `audrey listen` (live) and `audrey transcribe` (files) share.
 
 `DigitStream` is fed blocks of any size at any sample rate. The one `Segmenter` (audrey.vad) finds
-each spoken word; as soon as a word has ended, its audio is resampled to the model's rate and goes
-through the one classifier call (`Judge.judge`: classifier plus rejection, audrey.reject). Out come
-events:
+each spoken word; as soon as a word has ended, its audio goes through the one classifier call
+(`Judge.judge`: classifier plus rejection, audrey.reject). Out come events:
 
     digit      a digit was said: digit, calibrated confidence, start/end, the string so far
     rejected   speech or a noise that is not a digit (a word, a cough), with the reason
@@ -68,6 +67,7 @@ class Event:
     reason: str | None = None  # rejected: why
     p_digit: float | None = None  # the rejection's detector: probability that this is a digit at all
     distance: float | None = None
+    hiss_db: float | None = None  # wideband input: the hiss at its start (reject.onset_hiss_db)
     digits: list["Event"] = field(default_factory=list)  # string: its digit events
     latency: float | None = None  # live: seconds from the capture of the speech end to this event
     observation: object | None = None  # `listen --observe`: an audrey.probes.Observation (logit lens, OOD)
@@ -86,6 +86,8 @@ class Event:
                 out["p_digit"] = round(self.p_digit, 4)
             if self.distance is not None:
                 out["distance"] = round(self.distance, 2)
+            if self.hiss_db is not None:
+                out["hiss_db"] = round(self.hiss_db, 1)
         if self.latency is not None:
             out["latency_ms"] = round(self.latency * 1000, 1)
         if self.observation is not None:
@@ -144,23 +146,25 @@ class DigitStream:
         return events + self._close()
 
     def _segment(self, seg: Segment, captured: float | None) -> list[Event]:
-        wave = resample(seg.audio, self.rate, self.judge.sample_rate)
-        verdict = self.judge.judge([wave], [seg.speech_seconds])[0]
+        verdict = self.judge.judge([seg.audio], [seg.speech_seconds], self.rate)[0]
         start, end = seg.speech_start / self.rate, seg.speech_end / self.rate
         latency = None
         if captured is not None:  # measured before observing: --observe's extra pass is not recognition
             latency = time.monotonic() - (captured - (self.fed - seg.speech_end) / self.rate)
-        seen = self.observer.observe_wave(wave) if self.observer is not None else None
+        seen = None
+        if self.observer is not None:
+            seen = self.observer.observe_wave(resample(seg.audio, self.rate, self.judge.sample_rate))
         if not verdict.accepted:
             if self.open and not seg.forced:  # a sound inside the string (not endless noise): not a pause
                 self._last_end = max(self._last_end, seg.speech_end)
             return [Event("rejected", start, end, verdict.digit, verdict.confidence, reason=verdict.reason,
-                          p_digit=verdict.p_digit, distance=verdict.distance, latency=latency, observation=seen)]
+                          p_digit=verdict.p_digit, distance=verdict.distance, hiss_db=verdict.hiss_db, latency=latency,
+                          observation=seen)]
         events = []
         if self.open and seg.speech_start - self._last_end >= self.gap:
             events += self._close()
         digit = Event("digit", start, end, verdict.digit, verdict.confidence, p_digit=verdict.p_digit,
-                      distance=verdict.distance, latency=latency, observation=seen)
+                      distance=verdict.distance, hiss_db=verdict.hiss_db, latency=latency, observation=seen)
         self.open.append(digit)
         self._last_end = seg.speech_end
         digit.string = self.partial

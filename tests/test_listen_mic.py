@@ -21,15 +21,14 @@ import soundfile as sf
 
 from audrey.reject import add_noise, compose, noise_burst
 from helpers import one_line_error
-from test_stream import RATE, STARTER, TINY_VOICES, espeak_string, open_calibration, tiny_judge, tiny_model  # noqa: F401
+from test_stream import RATE, STARTER, TINY_VOICES, espeak_string, open_calibration, starter_judge, tiny_model  # noqa: F401
 
-pytestmark = [
-    pytest.mark.mic,
-    # Issue 6 is still open: 5 of these end-to-end tests fail against the starter model's current
-    # rejection calibration. They run when AUDREY_WIP_TESTS=1, and join the suite once it passes.
-    pytest.mark.skipif(os.environ.get("AUDREY_WIP_TESTS") != "1",
-                       reason="live-recognition end-to-end tests are work in progress (set AUDREY_WIP_TESTS=1)"),
-]
+pytestmark = pytest.mark.mic
+# Issue 6 is still open: two of these tests fail against the starter model's current rejection (a
+# "hello" heard as 0 at the threshold's edge; a digit lost at 10 dB SNR). They run when
+# AUDREY_WIP_TESTS=1, and join the suite once they pass.
+work_in_progress = pytest.mark.skipif(os.environ.get("AUDREY_WIP_TESTS") != "1",
+                                      reason="issue 6 open: this live-recognition test still fails (set AUDREY_WIP_TESTS=1)")
 
 CLI = [sys.executable, "-c", "from audrey.cli import main; main()"]
 
@@ -112,6 +111,15 @@ def digit_strings(strings: list[str], seed: int) -> list[np.ndarray]:
     return [espeak_string(s, k % len(TINY_VOICES), rng.uniform(0.15, 0.6, len(s) - 1)) for k, s in enumerate(strings)]
 
 
+def clean_and_noisy(tmp_path: Path, strings: list[str], voices: list[int], n_clean: int, snr: float, seed: int
+                    ) -> tuple[Path, Path]:
+    """espeak-ng says each string in its own voice, 150-600 ms between digits: the first `n_clean` in
+    one track, the rest in another with pink noise at `snr` dB."""
+    rng = np.random.default_rng(seed)
+    parts = [espeak_string(s, voices[k], rng.uniform(0.15, 0.6, len(s) - 1)) for k, s in enumerate(strings)]
+    return track(tmp_path, "clean", parts[:n_clean]), track(tmp_path, "noisy", parts[n_clean:], noise_snr=snr, seed=seed)
+
+
 def listen_to(model: Path, paths: list[Path], *args: str) -> Listener:
     """Start `audrey listen`, play the files into the microphone, wait for the last string, Ctrl-C."""
     listener = Listener("--model", str(model), *args)
@@ -130,37 +138,37 @@ def listen_to(model: Path, paths: list[Path], *args: str) -> Listener:
     return listener
 
 
-def test_listen_agrees_with_transcribe(vmic, tiny_model, tiny_judge, tmp_path):
+def test_listen_agrees_with_transcribe(vmic, starter_judge, tmp_path):
     """Strings said into the microphone (clean, then with noise at 20 dB SNR) come out of `listen`
     as one string per utterance with one digit per spoken digit, and exactly as `transcribe` reports
-    for the same files: one segmenter, one classifier call."""
+    for the same files: one segmenter, one classifier call. (The bundled model, in voices it never
+    heard: a weak model's borderline digits flip with the microphone path's resampling, and the test
+    would measure that rather than the pipeline.)"""
+    from audrey.reject import HELD_OUT_VOICES
     from audrey.stream import transcribe_file
 
-    clean = track(tmp_path, "clean", digit_strings(["427", "9051", "863", "15"], 1))
-    noisy = track(tmp_path, "noisy", digit_strings(["372", "6048"], 2), noise_snr=20, seed=3)
-    listener = listen_to(tiny_model, [clean, noisy])
-    # one verdict per spoken digit (a tiny model may reject some); live, the noise starting is heard
-    # as one long sound until the segmenter has learnt it, and rejected as too long
+    strings = ["427", "9051", "863", "15", "372", "6048"]
+    clean, noisy = clean_and_noisy(tmp_path, strings, list(HELD_OUT_VOICES)[20:26], 4, snr=20, seed=1)
+    listener = listen_to(STARTER, [clean, noisy])
+    # one verdict per spoken digit; live, the noise starting is heard as one long sound until the
+    # segmenter has learnt it, and rejected as too long
     verdicts = [e for e in listener.events if e["event"] == "digit" or
                 (e["event"] == "rejected" and not e["reason"].startswith("too long"))]
     assert len(verdicts) == 19, [e for e in listener.events if e["event"] != "string"]
     assert all(0 < e["confidence"] <= 1 and "latency_ms" in e for e in verdicts)
-    offline = [s for p in (clean, noisy) for s in transcribe_file(p, tiny_judge).text.split()]
+    offline = [s for p in (clean, noisy) for s in transcribe_file(p, starter_judge).text.split()]
     assert offline == listener.strings()
 
 
+@work_in_progress
 def test_starter_listen_strings_exact(vmic, tmp_path):
     """The bundled model through the microphone, in voices it never heard, clean and at 10 dB SNR."""
     from audrey.reject import HELD_OUT_VOICES, sidecar_path
 
     if not STARTER.exists() or not sidecar_path(STARTER).exists():
         pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name}")
-    rng = np.random.default_rng(12)
-    voices = list(HELD_OUT_VOICES)[10:16]
     strings = ["4271", "905", "8636", "152", "3980", "724"]
-    parts = [espeak_string(s, voices[k], rng.uniform(0.15, 0.6, len(s) - 1)) for k, s in enumerate(strings)]
-    clean = track(tmp_path, "clean", parts[:3])
-    noisy = track(tmp_path, "noisy", parts[3:], noise_snr=10, seed=4)
+    clean, noisy = clean_and_noisy(tmp_path, strings, list(HELD_OUT_VOICES)[10:16], 3, snr=10, seed=12)
     listener = listen_to(STARTER, [clean, noisy])
     assert listener.strings() == strings, [e for e in listener.events if e["event"] != "string"]
 
@@ -195,6 +203,7 @@ def _others_through_the_microphone(tmp_path: Path, words: tuple[str, ...], burst
     return listen_to(STARTER, [track(tmp_path, "others", [audio])])
 
 
+@work_in_progress
 def test_non_digits_do_not_print_as_digits(vmic, tmp_path):
     """Words that are not digits, in voices no model or calibration heard, and noise bursts (a cough,
     a knock, a clap, a breath, a beep, hiss): none prints as a digit."""
@@ -206,11 +215,13 @@ def test_non_digits_do_not_print_as_digits(vmic, tmp_path):
     assert len(rejected) >= len(words)  # every word was heard, and rejected
 
 
-@pytest.mark.xfail(reason="known limit: at the model's 8 kHz the /s/ of 'seven' (mostly above 4 kHz) is gone, and "
-                          "espeak's 'heaven' is then 'seven' to both models; see audrey/reject.py", strict=False)
 def test_heaven_is_not_seven(vmic, tmp_path):
+    """At the models' 8 kHz, "heaven" is "seven" without its /s/; the microphone's wider band still
+    has the /s/, and the rejection's hiss test looks for it (audrey.reject.onset_hiss_db)."""
     listener = _others_through_the_microphone(tmp_path, ("heaven", "heaven"), ())
     assert not [e for e in listener.events if e["event"] == "digit"]
+    refused = [e for e in listener.events if e["event"] == "rejected"]
+    assert len(refused) == 2 and all(e["hiss_db"] < -3 for e in refused), refused
 
 
 def test_listen_errors_are_one_line(vmic, tiny_model, tmp_path):
