@@ -260,6 +260,16 @@ def onset_hiss_db(audio: np.ndarray, rate: int) -> float | None:
     return float(np.max(10 * np.log10((high[onset] + 1e-20) / (low[onset] + 1e-20))))
 
 
+def lacks_hiss(digits: np.ndarray, hiss: np.ndarray) -> np.ndarray:
+    """The hiss test per segment: True for a 6 or a 7 whose onset hiss (onset_hiss_db; NaN where
+    not measured, which passes) is under MIN_HISS_DB."""
+    return np.isin(digits, HISS_DIGITS) & (np.asarray(hiss, np.float64) < MIN_HISS_DB)
+
+
+def hiss_array(hiss: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if h is None else h for h in hiss], np.float64)
+
+
 def detector_agreement(detector_logits: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
     """The detector's probability for the digit the classifier chose: low when the detector hears
     "not a digit", and when it hears another digit (two models disagreeing is a sign of a stranger)."""
@@ -318,7 +328,7 @@ class Judge:
 
     @torch.inference_mode()
     def forward(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(digit logits (N, 10), embeddings (N, D), detector logits (N, 2)) for single-segment
+        """(digit logits (N, 10), embeddings (N, D), detector logits (N, 11)) for single-segment
         waveforms at the model's rate."""
         batch = torch.from_numpy(np.stack([self.recognizer.prepare(w) for w in waves]))
         return self.net(batch)
@@ -342,12 +352,14 @@ class Judge:
         p_digit = detector_agreement(other, digit) if cal is not None and cal.detector is not None else None
         dist = cal.distances(embed) if cal is not None else None
         lo, hi = (cal.min_seconds, cal.max_seconds) if cal else (MIN_SECONDS, MAX_SECONDS)
+        hiss = hiss_array(hiss if hiss is not None else [None] * len(probs))
+        no_hiss = lacks_hiss(digit.numpy(), hiss)
         out = []
         for i in range(len(probs)):
             c, s = float(conf[i]), float(seconds[i])
             pd = float(p_digit[i]) if p_digit is not None else None
             d = float(dist[i]) if dist is not None else None
-            h = hiss[i] if hiss is not None else None
+            h = None if np.isnan(hiss[i]) else float(hiss[i])
             if s < lo:
                 reason = f"too short for a digit ({s:.2f} s)"
             elif s > hi:
@@ -358,7 +370,7 @@ class Judge:
                 reason = f"unlike any digit (distance {d:.1f} > {cal.max_distance:.1f})"
             elif c < (cal.min_confidence if cal else UNCALIBRATED_CONFIDENCE):
                 reason = f"unsure which digit (confidence {c:.2f})"
-            elif h is not None and int(digit[i]) in HISS_DIGITS and h < MIN_HISS_DB:
+            elif no_hiss[i]:
                 reason = f"not a {int(digit[i])}: no /s/ at its start (above 4 kHz {h:.1f} dB < {MIN_HISS_DB:.1f} dB)"
             else:
                 reason = None
@@ -686,7 +698,7 @@ def scene_segments(scenes: list[Scene], rate: int, judge: Judge) -> dict:
     outs = [judge.forward(waves[i : i + 64]) for i in range(0, len(waves), 64)]
     logits, embed, other = (torch.cat([o[k] for o in outs]) for k in range(3))
     return {"kind": np.array(kinds), "label": torch.tensor(labels), "text": np.array(texts), "seconds": np.array(seconds),
-            "hiss": np.array([np.nan if h is None else h for h in hiss]), "logits": logits, "embed": embed, "other": other}
+            "hiss": hiss_array(hiss), "logits": logits, "embed": embed, "other": other}
 
 
 def scenes_for(rate: int, voice_ids, words, speeds=CALIBRATION_SPEEDS, bursts: int = 200, seed: int = 0,
@@ -753,7 +765,7 @@ def calibrate(bundle, fit_clips, rate: int = 16000, target: float = TARGET_ACCEP
     score = {"conf": probs.max(-1).values.numpy(), "p_digit": detector_agreement(seg["other"], probs.argmax(-1)).numpy(),
              "dist": cal.distances(seg["embed"]).numpy()}
     secs = seg["seconds"]
-    no_hiss = np.isin(probs.argmax(-1).numpy(), HISS_DIGITS) & (seg["hiss"] < MIN_HISS_DB)  # NaN: not tested
+    no_hiss = lacks_hiss(probs.argmax(-1).numpy(), seg["hiss"])
     length_ok = (secs >= cal.min_seconds) & (secs <= cal.max_seconds) & ~no_hiss  # the fixed tests
     correct = is_digit & (probs.argmax(-1).numpy() == seg["label"].numpy())
     # positives: correctly classified held-out digits (a misclassified digit is better rejected);
@@ -765,9 +777,6 @@ def calibrate(bundle, fit_clips, rate: int = 16000, target: float = TARGET_ACCEP
     accepted = (length_ok & (score["p_digit"] >= cal.min_p_digit) & (score["conf"] >= cal.min_confidence)
                 & (score["dist"] <= cal.max_distance))
 
-    def share(mask):
-        return share_of(accepted, mask)
-
     cal.report = {
         "method": "speech length + trained detector (CNN: ten digits + other; its probability for the chosen digit) "
                   "+ Mahalanobis distance on head.hook_embed "
@@ -778,10 +787,10 @@ def calibrate(bundle, fit_clips, rate: int = 16000, target: float = TARGET_ACCEP
         "calibration_voices": f"synth.voices({VOICE_POOL})[{CALIBRATION_VOICES.start}:{CALIBRATION_VOICES.stop}]",
         "digits": int(is_digit.sum()), "words": int((seg["kind"] == "word").sum()), "noises": int((seg["kind"] == "noise").sum()),
         "held_out_accuracy": round(float(correct[is_digit].mean()), 4) if is_digit.any() else None,
-        "accept_correct_digits": share(correct),
-        "accept_wrong_digits": share(is_digit & ~correct),
-        "accept_words": share(seg["kind"] == "word"),
-        "accept_noises": share(seg["kind"] == "noise"),
+        "accept_correct_digits": share_of(accepted, correct),
+        "accept_wrong_digits": share_of(accepted, is_digit & ~correct),
+        "accept_words": share_of(accepted, seg["kind"] == "word"),
+        "accept_noises": share_of(accepted, seg["kind"] == "noise"),
         "auroc_digits_vs_words": {k: auroc(v[correct], v[seg["kind"] == "word"], k == "dist") for k, v in score.items()},
         "thresholds": {k: round(v, 4) for k, v in cal.thresholds().items()},
         "refused_by_hiss_test": {"correct_digits": share_of(no_hiss, correct), "words": share_of(no_hiss, seg["kind"] == "word")},
@@ -825,12 +834,13 @@ def training_clips(bundle, data: list[Path] | None) -> list:
     return clips
 
 
-def calibrate_model(model_path: Path, data: list[Path] | None = None, target: float = TARGET_ACCEPT,
+def calibrate_model(model_path: Path, data: list[Path] | None = None, target: float | None = None,
                     out: Path | None = None, detector_from: Path | None = None) -> tuple[Path, dict]:
     """`audrey calibrate`: train the detector (or take it from another calibration), calibrate the
     thresholds for this model, and write it all beside the model."""
     from audrey.modelfile import load_model
 
+    target = TARGET_ACCEPT if target is None else target
     if not 0.5 <= target < 1.0:
         raise AudreyError(f"--target {target}: expected a fraction between 0.5 and 1 (e.g. 0.97)")
     bundle, _ = load_model(model_path)

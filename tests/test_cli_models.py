@@ -83,6 +83,8 @@ def test_errors_are_one_line(tmp_path):
         (["train", "--data", str(empty)], "no audio clips"),
         (["train", "--data", str(tmp_path)], "name is not <digit>_<speaker>_<take>"),
         (["train", "--data", str(empty), "--model", "rnn"], "unknown architecture 'rnn'"),
+        (["calibrate", "--target", "1.5"], "--target 1.5: expected a fraction between 0.5 and 1"),
+        (["calibrate", "--model", str(tmp_path / "none.safetensors")], "no such model file"),
     ]:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
