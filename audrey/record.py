@@ -4,7 +4,8 @@ A session shows each digit in a shuffled, balanced order, listens (voice activit
 and end of the take), runs the quality gate, and saves an accepted take at once, atomically, as
 `<root>/<speaker>/<digit>_<speaker>_<take>.wav` at the input device's rate. Numbering continues
 from the takes already there. Ctrl-C (or SIGTERM) keeps every saved take, drops the one in
-progress and prints what is still missing for a balanced set.
+progress and prints what is still missing for a balanced set. One session per speaker at a time:
+a second one for the same speaker is refused (speaker_lock).
 
 `--auto` is for scripts and tests: no keys and no live display; stdout gets one line per event,
 flushed at once:
@@ -22,11 +23,11 @@ import os
 import random
 import re
 import select
-import signal
 import sys
 import threading
 import time
 from collections import Counter, deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -39,7 +40,7 @@ from audrey.audio import AUDIO_SUFFIXES, write_audio
 from audrey.console import err, warn
 from audrey.corpora import CLIP_NAME, SPEAKER_FIELDS, SPEAKER_META, parse_clip_name, read_speaker_meta
 from audrey.errors import AudreyError
-from audrey.mic import STALL_SECONDS, MicStream, StreamEnded
+from audrey.mic import STALL_SECONDS, MicStream, StopOnSignal, StreamEnded
 from audrey.vad import Segmenter
 
 TAKE_END_SECONDS = 0.4  # quiet this long ends a take: longer than gate.WORD_GAP_SECONDS, so a second
@@ -132,6 +133,30 @@ def next_take_numbers(folder: Path, speaker: str) -> dict[int, int]:
 
 def take_path(folder: Path, speaker: str, digit: int, take: int) -> Path:
     return folder / f"{digit}_{speaker}_{take}.wav"
+
+
+@contextmanager
+def speaker_lock(root: Path, speaker: str):
+    """One session per speaker at a time. A second one would hand out the same take numbers and
+    remove the first one's temp files (cleanup_temp_files) while it writes. The lock is a flock on
+    `<root>/.<speaker>.lock`: the kernel drops it when its holder dies, even by SIGKILL, so a
+    crashed session never leaves the speaker locked. The file stays (unlinking it would race)."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / f".{speaker}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="ignore").strip() or "unknown"
+            raise AudreyError(f"{root / speaker}: another `audrey record` session (pid {holder}) is recording "
+                              "this speaker; let it finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def cleanup_temp_files(folder: Path) -> list[Path]:
@@ -238,8 +263,9 @@ class Listener:
     """The stream and one segmenter fed with every block, for the whole session, so the noise
     floor is learnt continuously and no audio between prompts goes unseen."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, stop: threading.Event | None = None):
         self.stream = stream
+        self.stop = stop  # set by Ctrl-C or SIGTERM (mic.StopOnSignal)
         self.rate = stream.rate
         self.seg = Segmenter(self.rate, hangover=TAKE_END_SECONDS, max_seconds=MAX_TAKE_SECONDS)
         self.fed = 0  # samples fed to the segmenter
@@ -251,6 +277,9 @@ class Listener:
     def next(self):
         """Read and feed one block; returns (block, segments that ended in it)."""
         block = self.stream.read(STALL_SECONDS)
+        if self.stop is not None and self.stop.is_set():
+            # raised here, between blocks, never from a signal handler inside a queue's lock
+            raise KeyboardInterrupt
         if block is None:
             raise AudreyError(
                 f"input device {self.stream.name!r} stopped delivering audio for {STALL_SECONDS:g} s; "
@@ -539,8 +568,8 @@ class Session:
         res = self.result
         self.next_no = next_take_numbers(self.folder, self.speaker)
         try:
-            with self.stream:
-                self.listener = Listener(self.stream)
+            with StopOnSignal() as stop, self.stream:
+                self.listener = Listener(self.stream, stop.stopped)
                 self.listener.settle()
                 res.rate, res.device = self.listener.rate, self.stream.name
                 with self.ui:
@@ -658,48 +687,39 @@ def record(
         raise AudreyError(f"--max-attempts {max_attempts}: must be at least 1")
     if rate is not None and not 8000 <= rate <= 192000:
         raise AudreyError(f"--rate {rate}: expected a sample rate between 8000 and 192000 Hz")
-    out = out or sys.stdout
-    folder = Path(root) / speaker
-    interactive = not auto and sys.stdin.isatty() and err.is_terminal
+    with speaker_lock(Path(root), speaker):  # before cleanup_temp_files: those could be another session's
+        out = out or sys.stdout
+        folder = Path(root) / speaker
+        interactive = not auto and sys.stdin.isatty() and err.is_terminal
 
-    for path in cleanup_temp_files(folder):
-        warn(f"removed {path.name}, left by an interrupted session (it was never a complete take)")
-    if edit_info:
-        if not sys.stdin.isatty() and not any(v is not None for v in (info or {}).values()):
-            raise AudreyError("--edit-info asks on the terminal; in scripts pass the fields as options (e.g. --age 30 --gender female)")
-        prepare_info(folder, info or {}, ask=sys.stdin.isatty(), device_name="")
-        err.print(f"speaker info saved in {folder / SPEAKER_META}")
-        return SessionResult(speaker, folder)
+        for path in cleanup_temp_files(folder):
+            warn(f"removed {path.name}, left by an interrupted session (it was never a complete take)")
+        if edit_info:
+            if not sys.stdin.isatty() and not any(v is not None for v in (info or {}).values()):
+                raise AudreyError("--edit-info asks on the terminal; in scripts pass the fields as options (e.g. --age 30 --gender female)")
+            prepare_info(folder, info or {}, ask=sys.stdin.isatty(), device_name="")
+            err.print(f"speaker info saved in {folder / SPEAKER_META}")
+            return SessionResult(speaker, folder)
 
-    stream = stream if stream is not None else MicStream(device, rate)  # finds the device before any question
-    ask = interactive and not (folder / SPEAKER_META).exists()
-    prepare_info(folder, info or {}, ask=ask, device_name=getattr(stream, "name", ""))
-    plan = plan_prompts(digit_list, takes_per_digit, seed)
-    before = {d: len(t) for d, t in existing_takes(folder, speaker, warn_bad=True).items()}
-    ui = LiveUI(countdown, push_to_talk) if interactive else AutoUI(out)
-    if not auto and not interactive:
-        warn("no terminal: running like --auto (prompt lines on stdout, no keys)")
-    session = Session(stream, ui, folder, speaker, plan, take_timeout, max_attempts)
+        stream = stream if stream is not None else MicStream(device, rate)  # finds the device before any question
+        ask = interactive and not (folder / SPEAKER_META).exists()
+        prepare_info(folder, info or {}, ask=ask, device_name=getattr(stream, "name", ""))
+        plan = plan_prompts(digit_list, takes_per_digit, seed)
+        before = {d: len(t) for d, t in existing_takes(folder, speaker, warn_bad=True).items()}
+        ui = LiveUI(countdown, push_to_talk) if interactive else AutoUI(out)
+        if not auto and not interactive:
+            warn("no terminal: running like --auto (prompt lines on stdout, no keys)")
+        session = Session(stream, ui, folder, speaker, plan, take_timeout, max_attempts)
 
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM ends a session like Ctrl-C: saved takes stay, the summary is printed
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = session.run()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        res = session.result
-        res.counts = {d: len(t) for d, t in existing_takes(folder, speaker).items()}
-        target = max(before.get(d, 0) + takes_per_digit for d in digit_list)
-        res.missing = balance(res.counts, digit_list, target)
-        print_summary(res, digit_list)
-    return result
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+        try:
+            result = session.run()  # Ctrl-C and SIGTERM end it alike: saved takes stay, the summary is printed
+        finally:
+            res = session.result
+            res.counts = {d: len(t) for d, t in existing_takes(folder, speaker).items()}
+            target = max(before.get(d, 0) + takes_per_digit for d in digit_list)
+            res.missing = balance(res.counts, digit_list, target)
+            print_summary(res, digit_list)
+        return result
 
 
 def print_summary(res: SessionResult, digits: list[int]) -> None:

@@ -31,6 +31,7 @@ from audrey.record import (
     parse_digits,
     plan_prompts,
     record,
+    speaker_lock,
 )
 
 RATE = 16000
@@ -165,14 +166,17 @@ def test_a_session_stops_when_prompt_after_prompt_fails(tmp_path, capsys):
     assert "still missing for a balanced set" in capsys.readouterr().err
 
 
-def test_ctrl_c_keeps_completed_takes_and_drops_the_partial_one(tmp_path, clips, capsys):
+@pytest.mark.parametrize("how", ["KeyboardInterrupt", "SIGINT", "SIGTERM"])
+def test_ctrl_c_keeps_completed_takes_and_drops_the_partial_one(tmp_path, clips, capsys, how):
     class Interrupting(FileStream):
-        """Ctrl-C arrives while the 4th take is being spoken."""
+        """Ctrl-C (or SIGTERM) arrives while the 4th take is being spoken."""
 
         def read(self, timeout=None):
             block = super().read()
             if talk_ref[0] is not None and len(talk_ref[0].events("PROMPT")) == 4 and self.said_enough(block):
-                raise KeyboardInterrupt
+                if how == "KeyboardInterrupt":
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), getattr(signal, how))  # the session's handler must turn this into a clean stop
             return block
 
         def said_enough(self, block):
@@ -197,6 +201,23 @@ def test_ctrl_c_keeps_completed_takes_and_drops_the_partial_one(tmp_path, clips,
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
     err = capsys.readouterr().err.replace("\n", " ")
     assert "interrupted; saved 3 take(s)" in err and "still missing for a balanced set" in err
+
+
+def test_a_second_session_for_the_same_speaker_is_refused(tmp_path, clips):
+    """While one session records a speaker, another one is refused before it touches the folder: it
+    would reuse take numbers and delete the first one's temp file mid-write."""
+    folder = tmp_path / "tester"
+    folder.mkdir()
+    in_flight = folder / ".0_tester_0.wav.abc123.tmp"  # the first session is writing this take
+    in_flight.write_bytes(b"partial")
+    with speaker_lock(tmp_path, "tester"):
+        with pytest.raises(AudreyError, match=rf"tester: another `audrey record` session \(pid {os.getpid()}\) is recording"):
+            session(tmp_path, lambda i, d, a: clips[d], digits="1")
+        assert in_flight.exists()
+        session(tmp_path, lambda i, d, a: clips[d], digits="1", speaker="someone-else")  # other speakers are free
+    in_flight.unlink()
+    _, talk = session(tmp_path, lambda i, d, a: clips[d], digits="1")  # released when the first session ends
+    assert len(talk.events("SAVED")) == 1
 
 
 def test_stale_temp_files_are_removed_when_a_session_starts(tmp_path, clips, capsys):

@@ -285,3 +285,35 @@ def test_sigkill_never_leaves_partial_takes(vmic, espeak_digit, tmp_path):
     print(f"\nSIGKILL x{len(kills)}: {len(wavs)} takes on disk ({len(saved)} announced SAVED; runs killed after "
           f"0/1/2+ saves: {kills.count(0)}/{kills.count(1)}/{sum(n > 1 for n in kills)}), all complete and unchanged; "
           f"temp files left by kills: {temps}, all removed by the next session")
+
+
+def test_sigterm_mid_take_ends_the_session_cleanly(vmic, espeak_digit, tmp_path):
+    """SIGTERM while a digit is being spoken: exit 130 with the summary and no traceback; the takes
+    saved before stay complete, the one in progress leaves nothing behind."""
+    root = tmp_path / "recordings"
+    rec = Recorder("--speaker", "term-test", "--root", str(root), "--takes-per-digit", "1", "--seed", "3",
+                   "--take-timeout", "6", "--max-attempts", "1")
+    try:
+        saved = []
+        for _ in range(2):
+            digit = int(rec.expect("PROMPT").split()[2])
+            player = play(espeak_digit(digit, "us"))
+            saved.append(rec.expect("SAVED", "REJECTED", "SKIPPED"))
+            player.wait(10)
+        digit = int(rec.expect("PROMPT").split()[2])
+        player = play(espeak_digit(digit, "us"))
+        time.sleep(0.25)  # inside the word
+        rec.proc.send_signal(signal.SIGTERM)
+        code = rec.close()
+        player.wait(10)
+    finally:
+        rec.close(1)
+    assert code == 130, rec.stderr[-800:]
+    assert "Traceback" not in rec.stderr
+    assert "interrupted; saved 2 take(s)" in " ".join(rec.stderr.split())
+    assert all(s.startswith("SAVED") for s in saved), saved
+    folder = root / "term-test"
+    assert sorted(p.name for p in folder.glob("*.wav")) == sorted(Path(s.split(" ", 1)[1]).name for s in saved)
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    for s in saved:
+        assert sf.info(s.split(" ", 1)[1]).frames > 0
