@@ -23,8 +23,9 @@ RATE = 16000  # the vmic sink's rate
 
 
 def said(tmp_path: Path, takes: list[Path]) -> Path:
-    """The takes in one recording, 1.3 s apart: each digit is its own string."""
-    gap = np.zeros(int(1.3 * RATE), np.float32)
+    """The takes in one recording, 0.6 s apart (well above the segmenter's pause, so each digit is
+    its own segment; strings may group them, which changes no digit event)."""
+    gap = np.zeros(int(0.6 * RATE), np.float32)
     parts = [np.zeros(RATE // 2, np.float32)]
     for path in takes:
         parts += [load_audio(path, RATE), gap]
@@ -33,18 +34,24 @@ def said(tmp_path: Path, takes: list[Path]) -> Path:
     return out
 
 
-def digits_heard(model: Path, track: Path, *args: str) -> list[int | None]:
-    listener = Listener("--model", str(model), *args)
+def digits_heard(track: Path, *runs: list[str]) -> list[list[int]]:
+    """Play `track` once to one listener per argument list, all listening at the same time (the
+    sink's monitor feeds every recording stream); the digits each one printed."""
+    listeners = [Listener(*args) for args in runs]
     try:
-        listener.expect("listening")
+        for listener in listeners:
+            listener.expect("listening")
         assert play(track).wait(120) == 0
         time.sleep(1.5)
-        assert listener.stop() == 0
+        for listener in listeners:
+            assert listener.stop() == 0
     finally:
-        if listener.proc.poll() is None:
-            listener.proc.kill()
-    assert "Traceback" not in listener.stderr, listener.stderr
-    return [e["digit"] for e in listener.events if e["event"] == "digit"]
+        for listener in listeners:
+            if listener.proc.poll() is None:
+                listener.proc.kill()
+    for listener in listeners:
+        assert "Traceback" not in listener.stderr, listener.stderr
+    return [[e["digit"] for e in listener.events if e["event"] == "digit"] for listener in listeners]
 
 
 def test_listen_with_personal_weights(vmic, tiny_model, deep_voice, tmp_path):
@@ -58,8 +65,8 @@ def test_listen_with_personal_weights(vmic, tiny_model, deep_voice, tmp_path):
     truth = [int(p.name[0]) for p in held_out]
     track = said(tmp_path, held_out)
 
-    base = digits_heard(tiny_model, track)
-    personal = digits_heard(tiny_model, track, "--weights", str(weights))
+    base, personal = digits_heard(track, ["--model", str(tiny_model)],
+                                  ["--model", str(tiny_model), "--weights", str(weights)])
     # each printed digit is one of the 30 said; count the right ones in order (a rejected or missed
     # take prints nothing, so align by matching the sequence)
     import difflib
