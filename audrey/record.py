@@ -143,8 +143,11 @@ def speaker_lock(root: Path, speaker: str):
     crashed session never leaves the speaker locked. The file stays (unlinking it would race)."""
     import fcntl
 
-    root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / f".{speaker}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(root / f".{speaker}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise AudreyError(f"{root}: cannot record there ({exc.strerror or exc}); pass --root with a folder you can write to") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

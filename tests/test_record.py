@@ -220,6 +220,13 @@ def test_a_second_session_for_the_same_speaker_is_refused(tmp_path, clips):
     assert len(talk.events("SAVED")) == 1
 
 
+def test_a_root_that_cannot_be_written_is_one_clear_error(tmp_path, clips):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(AudreyError, match=r"a-file/recordings: cannot record there .*; pass --root"):
+        session(blocker / "recordings", lambda i, d, a: clips[d], digits="1")
+
+
 def test_stale_temp_files_are_removed_when_a_session_starts(tmp_path, clips, capsys):
     folder = tmp_path / "tester"
     folder.mkdir()
