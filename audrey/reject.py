@@ -333,16 +333,21 @@ class Judge:
         batch = torch.from_numpy(np.stack([self.recognizer.prepare(w) for w in waves]))
         return self.net(batch)
 
+    def inputs(self, waves: list[np.ndarray], rate: int) -> tuple[list[np.ndarray], list[float | None]]:
+        """What the decision sees of segments given at `rate`: each at the model's rate (for the
+        models), and its onset hiss measured at its own rate. Calibration goes through here too, so its
+        thresholds are fitted on exactly what `judge` will score."""
+        from audrey.audio import resample
+
+        return [resample(w, rate, self.sample_rate) for w in waves], [onset_hiss_db(w, rate) for w in waves]
+
     def judge(self, waves: list[np.ndarray], seconds: list[float], rate: int | None = None) -> list[Verdict]:
         """A verdict per segment, given at `rate` (default: the model's); `seconds` is each segment's
         speech length."""
-        from audrey.audio import resample
-
         if not waves:
             return []
-        rate = rate or self.sample_rate
-        hiss = [onset_hiss_db(w, rate) for w in waves]
-        return self.decide(*self.forward([resample(w, rate, self.sample_rate) for w in waves]), seconds, hiss)
+        model_waves, hiss = self.inputs(waves, rate or self.sample_rate)
+        return self.decide(*self.forward(model_waves), seconds, hiss)
 
     def decide(self, logits: torch.Tensor, embed: torch.Tensor, other: torch.Tensor, seconds,
                hiss: list[float | None] | None = None) -> list[Verdict]:
@@ -679,10 +684,9 @@ class Scene:
 def scene_segments(scenes: list[Scene], rate: int, judge: Judge) -> dict:
     """Every scene through the live segmenter and the classifier call; per segment: kind, label,
     digit logits, embedding, detector logits, speech seconds, onset hiss. A digit scene gives its longest segment."""
-    from audrey.audio import resample
     from audrey.stream import make_segmenter
 
-    kinds, labels, texts, waves, seconds, hiss = [], [], [], [], [], []
+    kinds, labels, texts, segments, seconds = [], [], [], [], []
     for sc in scenes:
         seg = make_segmenter(rate)
         segs = seg.feed(sc.audio) + seg.flush()
@@ -692,9 +696,9 @@ def scene_segments(scenes: list[Scene], rate: int, judge: Judge) -> dict:
             kinds.append(sc.kind)
             labels.append(sc.label)
             texts.append(sc.text)
-            waves.append(resample(s.audio, rate, judge.sample_rate))
+            segments.append(s.audio)
             seconds.append(s.speech_seconds)
-            hiss.append(onset_hiss_db(s.audio, rate))
+    waves, hiss = judge.inputs(segments, rate)
     outs = [judge.forward(waves[i : i + 64]) for i in range(0, len(waves), 64)]
     logits, embed, other = (torch.cat([o[k] for o in outs]) for k in range(3))
     return {"kind": np.array(kinds), "label": torch.tensor(labels), "text": np.array(texts), "seconds": np.array(seconds),
