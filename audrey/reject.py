@@ -686,7 +686,7 @@ def scene_segments(scenes: list[Scene], rate: int, judge: Judge) -> dict:
     digit logits, embedding, detector logits, speech seconds, onset hiss. A digit scene gives its longest segment."""
     from audrey.stream import make_segmenter
 
-    kinds, labels, texts, segments, seconds = [], [], [], [], []
+    kinds, labels, texts, waves, seconds, hiss = [], [], [], [], [], []
     for sc in scenes:
         seg = make_segmenter(rate)
         segs = seg.feed(sc.audio) + seg.flush()
@@ -696,9 +696,10 @@ def scene_segments(scenes: list[Scene], rate: int, judge: Judge) -> dict:
             kinds.append(sc.kind)
             labels.append(sc.label)
             texts.append(sc.text)
-            segments.append(s.audio)
             seconds.append(s.speech_seconds)
-    waves, hiss = judge.inputs(segments, rate)
+            (wave,), (h,) = judge.inputs([s.audio], rate)  # per segment: only the model-rate copies are kept
+            waves.append(wave)
+            hiss.append(h)
     outs = [judge.forward(waves[i : i + 64]) for i in range(0, len(waves), 64)]
     logits, embed, other = (torch.cat([o[k] for o in outs]) for k in range(3))
     return {"kind": np.array(kinds), "label": torch.tensor(labels), "text": np.array(texts), "seconds": np.array(seconds),
