@@ -436,7 +436,7 @@ def calibrate_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
     data: Optional[List[Path]] = typer.Option(None, "--data", help="Corpora the model was trained on (default: those its file names)"),
     target: Optional[float] = typer.Option(None, help="Fraction of correctly recognised held-out digits that must be accepted (default: reject.TARGET_ACCEPT, 0.97)"),
-    detector: Optional[Path] = typer.Option(None, help="Reuse the digit-or-not detector of this calibration file instead of training one"),
+    detector: Optional[Path] = typer.Option(None, help="Reuse the digit-or-not detector and the phone recogniser of this calibration file instead of training them"),
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.reject.safetensors beside the model)"),
 ):
     """Train and calibrate the rejection of words and noises that are not digits (for listen and transcribe)."""

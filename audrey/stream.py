@@ -68,6 +68,8 @@ class Event:
     p_digit: float | None = None  # the rejection's detector: probability that this is a digit at all
     distance: float | None = None
     hiss_db: float | None = None  # wideband input: the hiss at its start (reject.onset_hiss_db)
+    phone_match: float | None = None  # the rejection's phone recogniser: match to the digit's phones (0 = best)
+    heard: str | None = None  # the phones it sounds like, e.g. "h aI"
     digits: list["Event"] = field(default_factory=list)  # string: its digit events
     latency: float | None = None  # live: seconds from the capture of the speech end to this event
     observation: object | None = None  # `listen --observe`: an audrey.probes.Observation (logit lens, OOD)
@@ -88,6 +90,10 @@ class Event:
                 out["distance"] = round(self.distance, 2)
             if self.hiss_db is not None:
                 out["hiss_db"] = round(self.hiss_db, 1)
+            if self.phone_match is not None:
+                out["phone_match"] = round(self.phone_match, 2)
+            if self.heard is not None:
+                out["heard"] = self.heard
         if self.latency is not None:
             out["latency_ms"] = round(self.latency * 1000, 1)
         if self.observation is not None:
@@ -154,17 +160,16 @@ class DigitStream:
         seen = None
         if self.observer is not None:
             seen = self.observer.observe_wave(resample(seg.audio, self.rate, self.judge.sample_rate))
+        scores = {k: getattr(verdict, k) for k in ("p_digit", "distance", "hiss_db", "phone_match", "heard")}
         if not verdict.accepted:
             if self.open and not seg.forced:  # a sound inside the string (not endless noise): not a pause
                 self._last_end = max(self._last_end, seg.speech_end)
             return [Event("rejected", start, end, verdict.digit, verdict.confidence, reason=verdict.reason,
-                          p_digit=verdict.p_digit, distance=verdict.distance, hiss_db=verdict.hiss_db, latency=latency,
-                          observation=seen)]
+                          latency=latency, observation=seen, **scores)]
         events = []
         if self.open and seg.speech_start - self._last_end >= self.gap:
             events += self._close()
-        digit = Event("digit", start, end, verdict.digit, verdict.confidence, p_digit=verdict.p_digit,
-                      distance=verdict.distance, hiss_db=verdict.hiss_db, latency=latency, observation=seen)
+        digit = Event("digit", start, end, verdict.digit, verdict.confidence, latency=latency, observation=seen, **scores)
         self.open.append(digit)
         self._last_end = seg.speech_end
         digit.string = self.partial

@@ -117,3 +117,17 @@ def wandb_offline_run(run_dir) -> dict:
         key = str(path.relative_to(run_dir / "files" / "media" / "table")).rsplit("_", 2)[0]
         out["tables"][key] = json.loads(path.read_text())
     return out
+
+
+def spoken(matcher, phone_ids: list[int], frames: int = 50, confidence: float = 20.0):
+    """(1, frames, C) phone log-probabilities that clearly say `phone_ids` (outputs of `matcher`'s
+    inventory, 1-based; 0 is CTC's blank): each phone for 3 frames, blanks between and around."""
+    import torch
+
+    path = [0] * 4
+    for k in phone_ids:
+        path += [k] * 3 + [0] * 2
+    path += [0] * (frames - len(path))
+    logits = torch.full((1, frames, 1 + len(matcher.inventory)), -confidence)
+    logits[0, torch.arange(frames), torch.tensor(path[:frames])] = 0.0
+    return logits.log_softmax(-1)

@@ -94,7 +94,7 @@ def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tm
 
     judge = Judge.from_file(tiny_model, weights=out)
     assert judge.calibration is not None and judge.net is not None
-    logits, embed, _ = judge.forward([load_audio(takes[0], personal.frontend.sample_rate)])
+    logits, embed, _, _ = judge.forward([load_audio(takes[0], personal.frontend.sample_rate)])
     base_embed = base.model.embed(LogMel(base.frontend)(torch.from_numpy(Recognizer(base).prepare(
         load_audio(takes[0], base.frontend.sample_rate)))[None]))
     assert torch.allclose(embed, base_embed, atol=1e-4)

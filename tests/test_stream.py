@@ -23,7 +23,7 @@ from audrey import DIGIT_WORDS
 from audrey.errors import AudreyError
 from audrey.reject import Verdict, add_noise, compose, noise_burst
 from audrey.stream import HANGOVER_SECONDS, MAX_SEGMENT_SECONDS, MAX_STRING_DIGITS, DigitStream, transcribe_file
-from helpers import fsdd_root, one_line_error
+from helpers import fsdd_root, one_line_error, spoken
 
 CLI = [sys.executable, "-c", "from audrey.cli import main; main()"]
 RATE = 16000
@@ -284,7 +284,7 @@ def tiny_model(tmp_path_factory):
                                              "epochs": 2})
     cal.save(reject.sidecar_path(model))
     # and one that rejects by length only, for tests about segmentation rather than rejection
-    cal.min_p_digit, cal.min_confidence, cal.max_distance = 0.0, 0.0, float("inf")
+    cal.min_p_digit, cal.min_confidence, cal.max_distance, cal.min_phone_match = 0.0, 0.0, float("inf"), -float("inf")
     cal.save(open_calibration(model))
     return model
 
@@ -322,14 +322,15 @@ def espeak_string(digits: str, voice_index: int, pauses, rate: int = RATE, speed
 
 def test_judge_is_one_pass_matching_recognizer_and_hook(tiny_model, tiny_judge):
     """The judge's single frozen pass gives the recognizer's probabilities, the head.hook_embed
-    activation that run_with_cache reports, and the detector's eleven scores."""
+    activation that run_with_cache reports, the detector's eleven scores and the phone recogniser's
+    per-frame output."""
     from audrey.frontend import LogMel
     from audrey.modelfile import load_model
     from audrey.recognizer import Recognizer
 
     rng = np.random.default_rng(0)
     waves = [rng.standard_normal(6000).astype(np.float32) * 0.1, espeak_string("7", 0, [], rate=8000)]
-    logits, embed, other = tiny_judge.forward(waves)
+    logits, embed, other, phones = tiny_judge.forward(waves)
     bundle, _ = load_model(tiny_model)
     rec = Recognizer(bundle)
     assert torch.allclose(logits.softmax(-1), rec.probabilities(waves), atol=1e-4)
@@ -338,9 +339,13 @@ def test_judge_is_one_pass_matching_recognizer_and_hook(tiny_model, tiny_judge):
         _, cache = bundle.model.eval().run_with_cache(feats, names=["head.hook_embed"])
     assert torch.allclose(embed, cache["head.hook_embed"], atol=1e-4)
     assert other.shape == (2, 11)
+    assert phones.shape[:2] == (2, bundle.frontend.n_frames // 2)
+    assert phones.shape[2] == 1 + len(tiny_judge.calibration.phones.inventory)
+    assert torch.allclose(phones.exp().sum(-1), torch.ones(2, phones.shape[1]), atol=1e-4)  # log-probabilities
     verdicts = tiny_judge.judge(waves, [0.4, 0.4])
     assert [v.digit for v in verdicts] == logits.argmax(-1).tolist()
-    assert all(v.p_digit is not None and v.distance is not None for v in verdicts)
+    assert all(v.p_digit is not None and v.distance is not None and v.phone_match is not None for v in verdicts)
+    assert all(v.heard is not None for v in verdicts)
     assert tiny_judge.judge(waves[:1], [0.02])[0].reason.startswith("too short")
     assert tiny_judge.judge(waves[:1], [3.0])[0].reason.startswith("too long")
 
@@ -395,12 +400,33 @@ def test_six_and_seven_need_a_hiss_on_wideband_input(tiny_judge):
         other = torch.full((1, 11), -10.0)
         other[0, d] = 10.0
         embed = cal.means[d][None]
-        verdicts = [tiny_judge.decide(logits, embed, other, [0.4], [h])[0] for h in (None, 12.0, MIN_HISS_DB - 1)]
+        said = spoken(tiny_judge.matcher, tiny_judge.matcher.targets[d][0].tolist())
+        verdicts = [tiny_judge.decide(logits, embed, other, said, [0.4], [h])[0] for h in (None, 12.0, MIN_HISS_DB - 1)]
         assert [v.accepted for v in verdicts] == [True, True, d != 7], verdicts
         assert verdicts[2].hiss_db == MIN_HISS_DB - 1
     assert verdicts[2].reason is None  # the 3
-    seven = tiny_judge.decide(logits.roll(4, 1), cal.means[7][None], other.roll(4, 1), [0.4], [MIN_HISS_DB - 1])[0]
+    said = spoken(tiny_judge.matcher, tiny_judge.matcher.targets[7][0].tolist())
+    seven = tiny_judge.decide(logits.roll(4, 1), cal.means[7][None], other.roll(4, 1), said, [0.4], [MIN_HISS_DB - 1])[0]
     assert seven.digit == 7 and seven.reason.startswith("not a 7: no /s/ at its start"), seven
+
+
+def test_thresholds_meet_the_target_with_the_fewest_negatives():
+    from audrey.reject import choose_thresholds
+
+    rng = np.random.default_rng(0)
+    pos = {"p_digit": rng.uniform(0.4, 1.0, 200), "phone": rng.uniform(-6, 0, 200), "conf": None, "dist": None}
+    neg = {"p_digit": rng.uniform(0.0, 0.7, 100), "phone": rng.uniform(-30, -3, 100), "conf": None, "dist": None}
+
+    def shares(t):
+        passed = lambda v: (v["p_digit"] >= t["min_p_digit"]) & (v["phone"] >= t["min_phone_match"])  # noqa: E731
+        return passed(pos).mean(), passed(neg).mean()
+
+    both = choose_thresholds(pos, neg, 0.9)
+    tpr, far = shares(both)
+    assert tpr >= 0.9 and far < 0.2 and np.isfinite(both["min_phone_match"])
+    alone = choose_thresholds(pos, neg, 0.9, fixed={"min_phone_match": -np.inf})  # the other tests without it
+    assert alone["min_phone_match"] == -np.inf and shares(alone)[0] >= 0.9 and shares(alone)[1] > far
+    assert set(both) >= {"min_p_digit", "min_phone_match"} and "min_confidence" not in both  # no scores, no test
 
 
 def test_calibration_report_and_file(tiny_model, tmp_path):
@@ -415,7 +441,14 @@ def test_calibration_report_and_file(tiny_model, tmp_path):
     assert cal.detector is not None and 0 <= cal.min_p_digit < 1 and cal.temperature > 0
     report = cal.report
     assert report["digits"] > 0 and report["words"] > 0 and report["noises"] > 0
-    assert report["accept_correct_digits"] >= 0.9  # the operating point it was asked for (target 0.9)
+    # the operating point it was asked for (target 0.9), less what the phone test's veto takes
+    assert report["accept_correct_digits"] >= 0.8 and report["phone_margin"] > 0
+    # the phone recogniser travels in the same file, with each digit's phones: listening needs no espeak-ng
+    assert cal.phones is not None and len(cal.pronunciations) == 10 and "phone" in report["auroc_digits_vs_words"]
+    copy = cal.save(tmp_path / "copy.reject.safetensors")  # and survives a load and a save
+    wave = [espeak_string("5", 200, [], rate=8000)]
+    verdict = Judge.from_file(tiny_model, calibration=copy).judge(wave, [0.4])
+    assert verdict == Judge.from_file(tiny_model).judge(wave, [0.4]) and verdict[0].phone_match is not None
     # a calibration made for other weights is refused, naming the file and the fix
     bundle, _ = load_model(tiny_model)
     with torch.no_grad():
