@@ -13,7 +13,9 @@ How (each step chosen by measurement on FSDD's personal k-shot protocol; see ben
 
 The personal weights file holds only the tensors that differ from the base (safetensors, plus JSON
 metadata naming the base by the digest of its weights, the speaker, the takes and the before/after
-figures). It applies to that base and no other: `load_personal` checks the digest.
+figures). It applies to that base and no other: `load_personal` checks the digest. When the base
+has a rejection calibration, the metadata also holds its thresholds fitted to the takes
+(`fit_rejection`): the calibration's voices are synthetic, and a real voice may need a looser test.
 """
 
 from __future__ import annotations
@@ -290,6 +292,7 @@ class PersonalResult:
     adapt_seconds: float
     file_bytes: int
     changed: int
+    rejection: dict | None = None  # the base's rejection fitted to these takes (fit_rejection)
 
 
 def learning_curve_advice(curve: list[dict], takes_per_digit: int) -> str:
@@ -369,12 +372,15 @@ def _personalize(speaker, base_path: Path, out, data, recordings, holdout, curve
     t0 = time.perf_counter()
     personal = adapt(base, feats, labels, cfg)  # the file: every take
     seconds = time.perf_counter() - t0
+    rejection = fit_rejection(base_path, base, personal, clips)
     info = {
         "base": str(base_path), "speaker": speaker, "source": where,
         "takes": {str(d): n for d, n in counts.items()}, "take_files": [c.path.name for c in clips],
         "held_out_takes": len(held), "before": before, "after": after, "curve": points,
         "adapt": cfg.to_dict(), "adapt_seconds": round(seconds, 2),
     }
+    if rejection is not None:
+        info["rejection"] = rejection
     path = Path(out) if out is not None else Path("models") / f"{speaker}{SUFFIX}"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_personal(path, base, personal, info)
@@ -392,7 +398,25 @@ def _personalize(speaker, base_path: Path, out, data, recordings, holdout, curve
                      uses=[{"path": str(base_path), "name": base_path.name.split(".")[0], "type": "model", "digest": base_digest}])
     return PersonalResult(path, speaker, counts, len(held), before, after, points,
                           learning_curve_advice(points, max(counts.values())), seconds, path.stat().st_size,
-                          len(changed_tensors(base.model, personal.model)))
+                          len(changed_tensors(base.model, personal.model)), rejection)
+
+
+def fit_rejection(base_path: Path, base: ModelBundle, personal: ModelBundle, clips: list[Clip]) -> dict | None:
+    """The base's rejection (its calibration file) fitted to the speaker's takes, as the personal
+    model hears them (audrey.reject.fit_to_voice); None when the base has no calibration for it."""
+    from audrey.audio import load_audio
+    from audrey.recognizer import Recognizer
+    from audrey.reject import Calibration, Judge, fit_to_voice, sidecar_path
+
+    side = sidecar_path(base_path)
+    if not side.exists():
+        return None
+    cal = Calibration.load(side)
+    if cal.model_digest and cal.model_digest != model_digest(base.model):
+        return None
+    rate = base.frontend.sample_rate
+    judge = Judge(Recognizer(personal, fast=False), cal, base=base.model)
+    return fit_to_voice(judge, [load_audio(c.path, rate) for c in clips], [c.digit for c in clips], rate)
 
 
 def with_overrides(cfg: AdaptConfig, **kw) -> AdaptConfig:

@@ -71,6 +71,10 @@ def print_personal(r) -> None:
         if len(r.curve) > 1:
             out.print("learning curve: " + ", ".join(f"{p['takes_per_digit']}/digit {p['accuracy']:.1%}" for p in r.curve))
     out.print(r.advice)
+    if r.rejection is not None:
+        j = r.rejection
+        out.print(f"rejection fitted to your voice: of your {j['takes']} takes, {j['accepted_before']:.1%} pass as digits "
+                  f"with the base's thresholds, {j['accepted_after']:.1%} with yours")
     out.print(f"use it: audrey listen --weights {escape(str(r.path))}")
 
 

@@ -74,6 +74,19 @@ def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tm
     assert info["speaker"] == "deep" and info["takes"] == {str(d): 6 for d in range(10)}
     assert len(info["take_files"]) == 60 and (info["before"], info["after"]) == (r.before, r.after)
     assert "head.fc.weight" in tensors and r.file_bytes == out.stat().st_size
+    # the base's rejection, fitted to this voice: never stricter than the base's, and what
+    # listen/transcribe use with these weights
+    from audrey.reject import SCORES, Calibration, Judge, sidecar_path
+
+    rejection = info["rejection"]
+    assert rejection == json.loads(json.dumps(r.rejection)) and rejection["takes"] == 60
+    base_cal = Calibration.load(sidecar_path(tiny_model))
+    fitted = rejection["thresholds"]
+    for name, higher in SCORES.values():
+        assert (fitted[name] <= getattr(base_cal, name)) if higher else (fitted[name] >= getattr(base_cal, name)), name
+    assert rejection["accepted_after"] >= rejection["accepted_before"]
+    judge = Judge.from_file(tiny_model, weights=out)
+    assert {name: getattr(judge.calibration, name) for name in fitted} == pytest.approx(fitted)
 
     # `predict --weights` uses the personal model (the file was adapted on all 60 takes): it differs
     # from the base, and it is what load_bundle gives
@@ -90,9 +103,6 @@ def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tm
 
     # transcribe/listen: digits from the personal model, rejection by the base's calibration (its
     # Mahalanobis class means live in the base's embedding space)
-    from audrey.reject import Judge
-
-    judge = Judge.from_file(tiny_model, weights=out)
     assert judge.calibration is not None and judge.net is not None
     logits, embed, _, _ = judge.forward([load_audio(takes[0], personal.frontend.sample_rate)])
     base_embed = base.model.embed(LogMel(base.frontend)(torch.from_numpy(Recognizer(base).prepare(

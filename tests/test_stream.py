@@ -429,6 +429,28 @@ def test_thresholds_meet_the_target_with_the_fewest_negatives():
     assert set(both) >= {"min_p_digit", "min_phone_match"} and "min_confidence" not in both  # no scores, no test
 
 
+def test_a_voice_loosens_thresholds_never_tightens_them():
+    from audrey.reject import Calibration, loosened_for, passes_tests
+
+    base = {"min_p_digit": 0.3, "min_phone_match": -15.0, "min_confidence": 0.0, "max_distance": 20.0}
+    n = 100
+    takes = {"p_digit": np.linspace(0.05, 1.0, n), "phone": np.linspace(-20, 0, n), "conf": np.ones(n), "dist": np.full(n, 5.0)}
+    right = np.ones(n, bool)
+    right[:10] = False  # misclassified takes do not count: the lowest ten scores are theirs
+    fitted = loosened_for(takes, right, base, 0.97)
+    for k, name in (("p_digit", "min_p_digit"), ("phone", "min_phone_match")):
+        assert fitted[name] < base[name]  # this voice needed it...
+        assert (takes[k][right] >= fitted[name]).mean() >= 0.97  # ...so far, and no further
+        assert (takes[k][right] >= fitted[name]).mean() < 0.99
+    assert fitted["min_confidence"] == 0.0 and fitted["max_distance"] == 20.0  # it passed those: left as they were
+    assert passes_tests(takes, fitted).sum() > passes_tests(takes, base).sum()
+
+    cal = Calibration(torch.zeros(10, 4), torch.eye(4), None)
+    cal.min_p_digit, cal.max_distance = 0.3, 20.0
+    cal.loosen({"min_p_digit": 0.5, "max_distance": 25.0})  # stricter and looser
+    assert (cal.min_p_digit, cal.max_distance) == (0.3, 25.0)
+
+
 def test_calibration_report_and_file(tiny_model, tmp_path):
     from audrey.modelfile import load_model, save_model
     from audrey.reject import Calibration, Judge, sidecar_path
