@@ -73,7 +73,7 @@ def print_personal(r) -> None:
     out.print(r.advice)
     if r.rejection is not None:
         j = r.rejection
-        out.print(f"rejection fitted to your voice: of your {j['takes']} takes, {j['accepted_before']:.1%} pass as digits "
+        out.print(f"rejection fitted to your voice: of your {j['takes']} takes, {j['accepted_before']:.1%} are accepted as the right digit "
                   f"with the base's thresholds, {j['accepted_after']:.1%} with yours")
     out.print(f"use it: audrey listen --weights {escape(str(r.path))}")
 

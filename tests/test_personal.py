@@ -130,6 +130,11 @@ def test_personalize_cli_reports_before_after_and_curve(tiny_model, deep_voice, 
     assert r["held_out"] == 20 and [p["takes_per_digit"] for p in r["curve"]] == [1, 2, 4]
     assert 0 <= r["before"] <= 1 and r["after"] == r["curve"][-1]["accuracy"] and r["advice"]
     assert read_personal(out)[0]["info"]["adapt"]["steps"] == 20
+    assert r["rejection"]["takes"] == 60 and 0 <= r["rejection"]["accepted_before"] <= r["rejection"]["accepted_after"] <= 1
+    res = CliRunner().invoke(app, ["personalize", "--speaker", "deep", "--recordings", str(deep_voice), "--base", str(tiny_model),
+                                   "--out", str(out), "--holdout", "0", "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    assert "rejection fitted to your voice: of your 60 takes" in " ".join(res.output.split())
 
 
 def test_wrong_or_changed_base_is_a_clear_error(tiny_model, deep_voice, tmp_path):
