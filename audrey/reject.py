@@ -44,8 +44,8 @@ model trained on: espeak-ng digits from voices outside every training range (cle
 at 5-30 dB SNR) against other words (CALIBRATION_WORDS) and noise bursts, every clip passed through
 the same segmenter as live audio. Operating point: of the held-out digits the model classifies
 correctly, at least `target` (97% by default) must pass 2, 4 and 5; of the threshold combinations
-that do so, the one accepting the fewest negatives wins. The words and voices that tests and benchmarks use (HELD_OUT_WORDS, HELD_OUT_VOICES)
-appear in no training or calibration list.
+that do so, the one accepting the fewest negatives wins. The words and voices that tests and
+benchmarks use (HELD_OUT_WORDS, HELD_OUT_VOICES) appear in no training or calibration list.
 
 Everything is stored without pickle in one safetensors file beside the model,
 `<model>.reject.safetensors`: detector and phone recogniser weights, class means and precision matrix
@@ -371,7 +371,11 @@ class Judge:
         if personal is not None:
             fitted = personal.provenance["personal"].get("rejection")
             if cal is not None and fitted:
-                cal.loosen(fitted["thresholds"])  # fitted to the speaker's takes by `audrey personalize`
+                try:
+                    cal.loosen(fitted["thresholds"])  # fitted to the speaker's takes by `audrey personalize`
+                except (KeyError, TypeError, ValueError):
+                    raise AudreyError(f"{weights}: damaged rejection thresholds in its metadata; make the personal "
+                                      "weights again with `audrey personalize`") from None
             return cls(Recognizer(personal, fast=False), cal, base=bundle.model)
         return cls(Recognizer(bundle, fast=False), cal)
 
@@ -534,6 +538,11 @@ def compose(pieces: list[np.ndarray], pauses: list[float], rate: int, lead: floa
         parts.append(np.zeros(int(gap * rate), np.float32))
         pos += int(gap * rate)
     return np.concatenate(parts), spans
+
+
+def in_silence(clip: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A clip as the live segmenter meets one: 0.3-0.6 s of silence before, 0.5 s after."""
+    return compose([clip], [], rate, lead=rng.uniform(0.3, 0.6), tail=0.5)[0]
 
 
 def render_clips(jobs: list[tuple[str, object, int]], root: Path, rate: int, desc: str = "espeak-ng") -> list[np.ndarray]:
@@ -714,12 +723,11 @@ SCORES = {"p_digit": ("min_p_digit", True), "phone": ("min_phone_match", True), 
           "dist": ("max_distance", False)}
 
 
-def choose_thresholds(pos: dict[str, np.ndarray | None], neg: dict[str, np.ndarray | None], target: float,
-                      fixed: dict[str, float] | None = None) -> dict[str, float]:
+def choose_thresholds(pos: dict[str, np.ndarray | None], neg: dict[str, np.ndarray | None], target: float) -> dict[str, float]:
     """One threshold per score (SCORES): the combination that accepts >= `target` of the positives
     and the fewest negatives (ties: the most positives). Candidates: the quantiles of the positives'
-    scores that each reject at most 1 - target + 2% of them, and no test at all; a threshold in
-    `fixed` is taken as given."""
+    scores that each reject at most 1 - target + 2% of them, and no test at all. A score given as
+    None is left out, its test open."""
     import itertools
 
     q = np.linspace(0, 1 - target + 0.02, 12)
@@ -727,9 +735,6 @@ def choose_thresholds(pos: dict[str, np.ndarray | None], neg: dict[str, np.ndarr
     cands = []
     for k in names:
         higher = SCORES[k][1]
-        if fixed and SCORES[k][0] in fixed:
-            cands.append(np.array([fixed[SCORES[k][0]]]))
-            continue
         cands.append(np.unique(np.concatenate([[-np.inf if higher else np.inf], np.quantile(pos[k], q if higher else 1 - q)])))
     # each test's pass/fail for every candidate, computed once
     passes = {side: [[(v[k] >= t) if SCORES[k][1] else (v[k] <= t) for t in c] for k, c in zip(names, cands)]
@@ -811,7 +816,7 @@ def fit_to_voice(judge: "Judge", takes: list[np.ndarray], digits: list[int], rat
         raise AudreyError("no rejection calibration to fit to a voice; run `audrey calibrate` for the base model")
     cal = judge.calibration
     rng = np.random.default_rng(0)
-    scenes = [Scene(compose([t], [], rate, lead=rng.uniform(0.3, 0.6), tail=0.5)[0], "digit", d) for t, d in zip(takes, digits)]
+    scenes = [Scene(in_silence(t, rate, rng), "digit", d) for t, d in zip(takes, digits)]
     seg = scene_segments(scenes, rate, judge)
     score, digit, _, fixed_ok = segment_scores(seg, cal)
     right = (digit == seg["label"].numpy()) & fixed_ok
@@ -855,7 +860,7 @@ def scenes_for(rate: int, voice_ids, words, speeds=CALIBRATION_SPEEDS, bursts: i
     digit_jobs = [(w, v, s) for v in voices for w in DIGIT_WORDS for s in speeds]
     word_jobs = [(w, v, speeds[k % len(speeds)]) for k, v in enumerate(voices) for w in words]
     clips = render_clips(digit_jobs + word_jobs, material_root(), rate, "espeak-ng calibration clips")
-    pad = lambda x: compose([x], [], rate, lead=rng.uniform(0.3, 0.6), tail=0.5)[0]  # noqa: E731
+    pad = lambda x: in_silence(x, rate, rng)  # noqa: E731
     rms = lambda x: float(np.sqrt(np.mean(x**2)))  # noqa: E731
     scenes = []
     for (w, _, _), clip in zip(digit_jobs, clips[: len(digit_jobs)]):
@@ -926,7 +931,7 @@ def calibrate(bundle, fit_clips, rate: int = 16000, target: float = TARGET_ACCEP
     # the phone test is a veto on top of the others: real voices the phone recogniser never heard
     # match their digits worse than espeak-ng's voices do, so it cannot carry the weight that the
     # synthetic figures would give it (see 3. above)
-    chosen = choose_thresholds(pos_scores, neg_scores, target, fixed={"min_phone_match": -np.inf})
+    chosen = choose_thresholds({**pos_scores, "phone": None}, {**neg_scores, "phone": None}, target)
     chosen["min_phone_match"] = float(np.quantile(pos_scores["phone"], 1 - target)) - PHONE_MARGIN
     for k, v in chosen.items():
         setattr(cal, k, v)

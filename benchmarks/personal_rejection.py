@@ -111,7 +111,10 @@ def main() -> None:
         raise SystemExit(f"{FSDD}: no FSDD here (set AUDREY_FSDD)")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     clips = read_corpus(FSDD)
-    speakers = args.speakers.split(",") if args.speakers else sorted({c.speaker for c in clips})
+    known = sorted({c.speaker for c in clips})
+    speakers = args.speakers.split(",") if args.speakers else known
+    if set(speakers) - set(known):
+        raise SystemExit(f"--speakers: {', '.join(sorted(set(speakers) - set(known)))} not in {FSDD} (it has {', '.join(known)})")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = work / args.model.name  # a copy, with the calibration to test beside it

@@ -158,6 +158,17 @@ def test_wrong_or_changed_base_is_a_clear_error(tiny_model, deep_voice, tmp_path
         apply_personal(base, cut)
     res = CliRunner().invoke(app, ["eval", "--data", str(deep_voice), "--model", str(tiny_model), "--weights", str(tmp_path / "none.safetensors")])
     assert res.exit_code == 2 and "none.safetensors: no such personal weights file" in one_line_error(res.output)
+    # fitted rejection thresholds that are not numbers: transcribe names the file and the fix
+    from safetensors.torch import load_file, save_file
+
+    meta, _ = read_personal(out)
+    assert "rejection" in meta["info"]
+    meta["info"]["rejection"]["thresholds"] = {"min_p_digit": "high"}
+    bad = tmp_path / "bad.personal.safetensors"
+    save_file(load_file(str(out)), str(bad), metadata={**meta, "info": json.dumps(meta["info"])})
+    res = CliRunner().invoke(app, ["transcribe", "--model", str(tiny_model), "--weights", str(bad),
+                                   str(next((deep_voice / "deep").glob("*.wav")))])
+    assert res.exit_code == 2 and "bad.personal.safetensors: damaged rejection thresholds" in one_line_error(res.output), res.output
 
 
 def test_missing_digits_and_unknown_speaker_are_clear_errors(tiny_model, deep_voice, tmp_path):
