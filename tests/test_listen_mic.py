@@ -24,9 +24,9 @@ from helpers import one_line_error
 from test_stream import RATE, STARTER, TINY_VOICES, espeak_string, open_calibration, starter_judge, tiny_model  # noqa: F401
 
 pytestmark = pytest.mark.mic
-# Issue 6 is still open: two of these tests fail against the starter model's current rejection (a
-# "hello" heard as 0 at the threshold's edge; a digit lost at 10 dB SNR). They run when
-# AUDREY_WIP_TESTS=1, and join the suite once they pass.
+# Issue 6 is still open: the exact-strings test fails in about one run in four, a "two" said at
+# 10 dB SNR sitting at the detector's threshold (p_digit 0.29-0.34 against 0.30) and the microphone
+# path's jitter deciding. It runs when AUDREY_WIP_TESTS=1, and joins the suite once it passes steadily.
 work_in_progress = pytest.mark.skipif(os.environ.get("AUDREY_WIP_TESTS") != "1",
                                       reason="issue 6 open: this live-recognition test still fails (set AUDREY_WIP_TESTS=1)")
 
@@ -203,10 +203,11 @@ def _others_through_the_microphone(tmp_path: Path, words: tuple[str, ...], burst
     return listen_to(STARTER, [track(tmp_path, "others", [audio])])
 
 
-@work_in_progress
 def test_non_digits_do_not_print_as_digits(vmic, tmp_path):
     """Words that are not digits, in voices no model or calibration heard, and noise bursts (a cough,
-    a knock, a clap, a breath, a beep, hiss): none prints as a digit."""
+    a knock, a clap, a breath, a beep, hiss): none prints as a digit. (Each is refused by a wide
+    margin on some test; the closest, an "often" heard as five, passed the phone veto by a hair in one
+    run of twelve and the detector by 0.01, and is refused by the detector's backing: p_digit 0.31 < 0.5.)"""
     words = ("hello", "yes", "often", "hello", "yes", "often")
     listener = _others_through_the_microphone(tmp_path, words, ("cough", "knock", "clap", "breath", "beep", "hiss"))
     digits = [e for e in listener.events if e["event"] == "digit"]

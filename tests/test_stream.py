@@ -388,6 +388,33 @@ def test_onset_hiss_is_measured_only_where_the_band_exists():
     assert onset_hiss_db(phone, rate) is None  # nor when the audio went through 8 kHz on its way
 
 
+def test_the_phone_margin_needs_the_detectors_backing(tiny_judge, monkeypatch):
+    """A five that matches its phones worse than the synthetic voices do (between min_phone_match and
+    sure_phone_match) is accepted when the detector finds it more likely than not, refused when the
+    detector is lukewarm (a word that scraped past both tests), accepted with a close enough match."""
+    from audrey.reject import BACKED_P_DIGIT, OTHER
+
+    cal = tiny_judge.calibration
+    for name, value in (("min_p_digit", 0.1), ("min_phone_match", -1000.0), ("sure_phone_match", 1.0),
+                        ("min_confidence", 0.0), ("max_distance", float("inf"))):
+        monkeypatch.setattr(cal, name, value)
+    logits = torch.full((1, 10), -10.0)
+    logits[0, 5] = 10.0
+    said = spoken(tiny_judge.matcher, tiny_judge.matcher.targets[5][0].tolist())  # matches five at about 0 < 1.0
+
+    def verdict(p_digit: float):
+        other = torch.full((1, OTHER + 1), -30.0)
+        other[0, 5], other[0, OTHER] = np.log(p_digit), np.log(1 - p_digit)
+        return tiny_judge.decide(logits, cal.means[5][None], other, said, [0.4], [None])[0]
+
+    assert verdict(0.9).accepted and verdict(BACKED_P_DIGIT + 0.01).accepted
+    lukewarm = verdict(0.4)
+    assert not lukewarm.accepted and lukewarm.digit == 5 and abs(lukewarm.p_digit - 0.4) < 1e-3
+    assert lukewarm.reason.startswith("not clearly five: sounds like /f aI v/") and "does not back it (0.40 < 0.50)" in lukewarm.reason
+    monkeypatch.setattr(cal, "sure_phone_match", -1.0)
+    assert verdict(0.4).accepted  # it matches well enough to need no backing
+
+
 def test_six_and_seven_need_a_hiss_on_wideband_input(tiny_judge):
     """The same model outputs, a confident 7 close to its class: accepted without the hiss test
     (8 kHz input) or with a hiss at its start, refused with none ("heaven"); a 3 is never tested."""
@@ -430,7 +457,7 @@ def test_thresholds_meet_the_target_with_the_fewest_negatives():
 
 
 def test_a_voice_loosens_thresholds_never_tightens_them():
-    from audrey.reject import Calibration, loosened_for, passes_tests
+    from audrey.reject import Calibration, backed, loosened_for, passes_tests
 
     base = {"min_p_digit": 0.3, "min_phone_match": -15.0, "min_confidence": 0.0, "max_distance": 20.0}
     n = 100
@@ -445,10 +472,20 @@ def test_a_voice_loosens_thresholds_never_tightens_them():
     assert fitted["min_confidence"] == 0.0 and fitted["max_distance"] == 20.0  # it passed those: left as they were
     assert passes_tests(takes, fitted).sum() > passes_tests(takes, base).sum()
 
+    # the detector's backing below sure_phone_match: loosened just as far, for the takes it does not back
+    backing = {**base, "sure_phone_match": -5.0}
+    unbacked = {**takes, "p_digit": np.where(np.arange(n) % 2 == 0, 0.4, 0.9)}  # every other take lukewarm
+    refit = loosened_for(unbacked, right, backing, 0.97)
+    assert refit["sure_phone_match"] < -5.0 and refit["min_phone_match"] <= base["min_phone_match"]
+    others = right & passes_tests(unbacked, {k: v for k, v in refit.items() if k != "sure_phone_match"})
+    assert 0.97 <= backed(unbacked, refit["sure_phone_match"])[others].mean() < 0.99  # of the takes the others pass
+    assert loosened_for({**takes, "p_digit": np.full(n, 0.9)}, right, backing, 0.97)["sure_phone_match"] == -5.0  # all backed
+
     cal = Calibration(torch.zeros(10, 4), torch.eye(4), None)
     cal.min_p_digit, cal.max_distance = 0.3, 20.0
-    cal.loosen({"min_p_digit": 0.5, "max_distance": 25.0})  # stricter and looser
-    assert (cal.min_p_digit, cal.max_distance) == (0.3, 25.0)
+    cal.sure_phone_match = -8.0
+    cal.loosen({"min_p_digit": 0.5, "max_distance": 25.0, "sure_phone_match": -10.0})  # stricter and looser
+    assert (cal.min_p_digit, cal.max_distance, cal.sure_phone_match) == (0.3, 25.0, -10.0)
 
 
 def test_calibration_report_and_file(tiny_model, tmp_path):
