@@ -424,6 +424,8 @@ class Judge:
         match = match_array(self.matcher.match(phones), digit) if self.matcher is not None else None
         heard = self.matcher.heard(phones) if self.matcher is not None else None
         dist = cal.distances(embed) if cal is not None else None
+        is_backed = np.broadcast_to(backed({"phone": match, "p_digit": p_digit.numpy() if p_digit is not None else None},
+                                           cal.sure_phone_match if cal is not None else -np.inf), (len(probs),))
         lo, hi = (cal.min_seconds, cal.max_seconds) if cal else (MIN_SECONDS, MAX_SECONDS)
         hiss = hiss_array(hiss if hiss is not None else [None] * len(probs))
         no_hiss = lacks_hiss(digit.numpy(), hiss)
@@ -443,9 +445,9 @@ class Judge:
             elif m is not None and m < cal.min_phone_match:
                 reason = (f"sounds like /{heard[i]}/, not {DIGIT_WORDS[int(digit[i])]} /{self.matcher.spelling(int(digit[i]))}/ "
                           f"(phone match {m:.1f} < {cal.min_phone_match:.1f})")
-            elif m is not None and m < cal.sure_phone_match and (pd or 0.0) < BACKED_P_DIGIT:
+            elif not is_backed[i]:
                 reason = (f"not clearly {DIGIT_WORDS[int(digit[i])]}: sounds like /{heard[i]}/ (phone match {m:.1f} "
-                          f"< {cal.sure_phone_match:.1f}) and the detector does not back it ({pd or 0.0:.2f} < {BACKED_P_DIGIT:.2f})")
+                          f"< {cal.sure_phone_match:.1f}) and the detector does not back it ({pd:.2f} < {BACKED_P_DIGIT:.2f})")
             elif d is not None and d > cal.max_distance:
                 reason = f"unlike any digit (distance {d:.1f} > {cal.max_distance:.1f})"
             elif c < (cal.min_confidence if cal else UNCALIBRATED_CONFIDENCE):
