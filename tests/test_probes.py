@@ -259,5 +259,7 @@ def test_report_is_logged_as_a_table_and_an_image(tmp_path, monkeypatch):
     assert record["summary"]["probes/digit/readable_from"] in ("hook_input", "none")
     wb = wandb_offline_run(record["wandb"]["dir"])
     assert wb["tables"]["probes/table"]["columns"][:3] == ["target", "layer", "acc"]
-    assert wb["summary"]["probes/plot/_type"] == "image-file"
+    # the image as the client logged it (its history row): W&B's service derives the summary copy on
+    # its own schedule, which a loaded machine can leave out of the file (seen once in CI)
+    assert any(h.get("probes/plot/_type") == "image-file" for h in wb["history"])
     assert wb["summary"]["probes/digit/readable_from"] == record["summary"]["probes/digit/readable_from"]

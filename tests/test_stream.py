@@ -284,7 +284,8 @@ def tiny_model(tmp_path_factory):
                                              "epochs": 2})
     cal.save(reject.sidecar_path(model))
     # and one that rejects by length only, for tests about segmentation rather than rejection
-    cal.min_p_digit, cal.min_confidence, cal.max_distance, cal.min_phone_match = 0.0, 0.0, float("inf"), -float("inf")
+    cal.min_p_digit, cal.min_confidence, cal.max_distance = 0.0, 0.0, float("inf")
+    cal.min_phone_match = cal.sure_phone_match = -float("inf")  # the backing rule too: no phone test at all
     cal.save(open_calibration(model))
     return model
 
