@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from audrey import DIGIT_WORDS
 from audrey.atomic import atomic_write_bytes
 from audrey.augment import AugmentConfig, augment_batch
+from audrey.console import warn
 from audrey.corpora import Clip, read_corpus
 from audrey.errors import AudreyError
 from audrey.features import FeatureCache, clip_features
@@ -403,7 +404,8 @@ def _personalize(speaker, base_path: Path, out, data, recordings, holdout, curve
 
 def fit_rejection(base_path: Path, base: ModelBundle, personal: ModelBundle, clips: list[Clip]) -> dict | None:
     """The base's rejection (its calibration file) fitted to the speaker's takes, as the personal
-    model hears them (audrey.reject.fit_to_voice); None when the base has no calibration for it."""
+    model hears them (audrey.reject.fit_to_voice); None when the base has no calibration for it
+    (with a warning when the calibration there belongs to another model)."""
     from audrey.audio import load_audio
     from audrey.recognizer import Recognizer
     from audrey.reject import Calibration, Judge, fit_to_voice, sidecar_path
@@ -413,6 +415,8 @@ def fit_rejection(base_path: Path, base: ModelBundle, personal: ModelBundle, cli
         return None
     cal = Calibration.load(side)
     if cal.model_digest and cal.model_digest != model_digest(base.model):
+        warn(f"{side}: calibrated for another model, so the rejection is not fitted to your voice; "
+             f"run `audrey calibrate --model {base_path}`, then personalize again")
         return None
     rate = base.frontend.sample_rate
     judge = Judge(Recognizer(personal, fast=False), cal, base=base.model)

@@ -137,6 +137,24 @@ def test_personalize_cli_reports_before_after_and_curve(tiny_model, deep_voice, 
     assert "rejection fitted to your voice: of your 60 takes" in " ".join(res.output.split())
 
 
+def test_a_calibration_for_another_model_is_not_fitted_silently(tiny_model, deep_voice, tmp_path):
+    """A base whose rejection calibration was made for other weights: personalize works, and says why
+    the rejection is not fitted to the voice and what to run."""
+    from audrey.reject import Calibration, sidecar_path
+
+    base = tmp_path / "base.safetensors"
+    shutil.copy(tiny_model, base)
+    cal = Calibration.load(sidecar_path(tiny_model))
+    cal.model_digest = "0" * len(cal.model_digest)
+    cal.save(sidecar_path(base))
+    res = CliRunner().invoke(app, ["personalize", "--speaker", "deep", "--recordings", str(deep_voice), "--base", str(base),
+                                   "--out", str(tmp_path / "p.personal.safetensors"), "--holdout", "0", "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert f"{sidecar_path(base)}: calibrated for another model" in said and "audrey calibrate --model" in said
+    assert "rejection fitted to your voice" not in said
+
+
 def test_wrong_or_changed_base_is_a_clear_error(tiny_model, deep_voice, tmp_path):
     out = tmp_path / "deep.personal.safetensors"
     personalize("deep", tiny_model, out, recordings=deep_voice, holdout=0, curve=False, cfg=AdaptConfig(steps=2))
