@@ -42,13 +42,15 @@ def take(clip) -> int:
 
 
 def segments(clips) -> tuple[list[np.ndarray], list[float], list[int]]:
-    """Each clip with 0.3 s of silence before and 0.5 s after, through the live segmenter."""
+    """Each clip in silence (reject.in_silence, as calibration and voice fitting do), through the live segmenter."""
     from audrey.audio import load_audio
+    from audrey.reject import in_silence
     from audrey.stream import make_segmenter
 
+    rng = np.random.default_rng(0)
     waves, seconds, digits = [], [], []
     for c in clips:
-        audio = np.concatenate([np.zeros(int(0.3 * RATE), np.float32), load_audio(c.path, RATE), np.zeros(RATE // 2, np.float32)])
+        audio = in_silence(load_audio(c.path, RATE), RATE, rng)
         seg = make_segmenter(RATE)
         found = seg.feed(audio) + seg.flush()
         if found:
