@@ -32,7 +32,7 @@ TAGS_OPT = typer.Option(None, "--tag", help="W&B tag (repeatable; default: $WAND
 
 
 def tracking(mode, project, group, tags):
-    from audrey.tracking import TrackingOptions, resolve_mode
+    from audrey.tracking.tracker import TrackingOptions, resolve_mode
 
     resolve_mode(mode)  # a bad mode fails before any work
     return TrackingOptions(mode, project, group, tuple(tags or ()))
@@ -71,7 +71,7 @@ def data_fetch(
     force: bool = typer.Option(False, help="Fetch and unpack again even if already verified"),
 ):
     """Download, verify and unpack a corpus (resumable; progress shown)."""
-    from audrey.fetch import fetch_audiomnist
+    from audrey.data.fetch import fetch_audiomnist
 
     if corpus.lower() != "audiomnist":
         raise AudreyError(f"unknown corpus {corpus!r}; `audrey data fetch` knows: audiomnist")
@@ -87,7 +87,7 @@ def data_stats(
 ):
     """Clips per speaker and digit, durations, sample rates and problems."""
     from audrey.report import print_stats
-    from audrey.stats import corpus_stats
+    from audrey.data.stats import corpus_stats
 
     stats = corpus_stats(paths)
     if as_json:
@@ -129,10 +129,10 @@ def train_cmd(
     tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Train a CNN or Conformer; checkpoints every epoch; test on held-out speakers."""
-    from audrey.augment import NO_AUGMENT, AugmentConfig
+    from audrey.data.augment import NO_AUGMENT, AugmentConfig
     from audrey.report import print_evaluation
-    from audrey.runs import train_run
-    from audrey.train import TrainConfig
+    from audrey.training.runs import train_run
+    from audrey.training.train import TrainConfig
 
     cfg = TrainConfig(arch=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                       augment=NO_AUGMENT if no_augment else AugmentConfig())
@@ -157,12 +157,12 @@ def eval_cmd(
     tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Accuracy overall, per speaker and per digit; confusion-matrix PNG; worst clips."""
-    from audrey.corpora import read_corpora
-    from audrey.evaluate import evaluate, plot_confusion
-    from audrey.personal import load_bundle
+    from audrey.data.corpora import read_corpora
+    from audrey.training.evaluate import evaluate, plot_confusion
+    from audrey.training.personal import load_bundle
     from audrey.report import print_evaluation
 
-    from audrey.tracking import Tracker, log_evaluation
+    from audrey.tracking.tracker import Tracker, log_evaluation
 
     path = model_path(model)
     bundle = load_bundle(path, weights)
@@ -190,8 +190,8 @@ def predict_cmd(
     ood: bool = typer.Option(False, "--ood", help="Add an out-of-distribution score (needs `audrey ood-fit`; automatic when <model>.ood.safetensors exists)"),
 ):
     """Digit, confidence and top-3 for each file."""
-    from audrey.personal import load_bundle
-    from audrey.recognizer import Recognizer
+    from audrey.training.personal import load_bundle
+    from audrey.live.recognizer import Recognizer
 
     recognizer = Recognizer.from_file(model_path(model), weights)
     preds = recognizer.predict_files(files)
@@ -226,7 +226,7 @@ def personalize_cmd(
     tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Adapt the base model to one voice from a few takes per digit; writes small personal weights."""
-    from audrey.personal import AdaptConfig, personalize, with_overrides
+    from audrey.training.personal import AdaptConfig, personalize, with_overrides
     from audrey.report import print_personal
 
     cfg = with_overrides(AdaptConfig(), steps=steps, seed=seed)
@@ -246,7 +246,7 @@ def runs_list(
 ):
     """Every recorded run (train, personalize, eval, probe) with its headline figures."""
     from audrey.report import print_runs
-    from audrey.tracking import headline, read_records
+    from audrey.tracking.tracker import headline, read_records
 
     rows = [headline(r) for r in read_records(runs_dir) if kind in (None, r["kind"])]
     print_json(rows) if as_json else print_runs(rows, f"{len(rows)} run(s) in {runs_dir}/")
@@ -262,7 +262,7 @@ def runs_compare(
 ):
     """Headline figures and config differences side by side, and the learning curves overlaid."""
     from audrey.report import print_comparison
-    from audrey.tracking import config_differences, find_record, headline, plot_curves, read_records
+    from audrey.tracking.tracker import config_differences, find_record, headline, plot_curves, read_records
 
     records = read_records(runs_dir)
     chosen = [find_record(r, records) for r in runs]
@@ -283,7 +283,7 @@ def runs_sync(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be uploaded"),
 ):
     """Upload offline runs to W&B (`wandb sync`), then link personal weights to their base model."""
-    from audrey.tracking import find_record, read_records, sync
+    from audrey.tracking.tracker import find_record, read_records, sync
 
     records = read_records(runs_dir)
     chosen = [find_record(r, records) for r in runs] if runs else records
@@ -322,7 +322,7 @@ def record_cmd(
     recording_device: Optional[str] = typer.Option(None, help="speaker.json: recording device (microphone)"),
 ):
     """Record your own digits: guided prompts, automatic start/end, a quality gate, atomic saves."""
-    from audrey.record import record
+    from audrey.recording.session import record
 
     info = {
         "age": age, "gender": gender, "accent": accent, "native speaker": native_speaker,
@@ -339,7 +339,7 @@ def record_cmd(
 @user_errors
 def devices_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table")):
     """List audio input devices (use the index or part of the name with `audrey record --device`)."""
-    from audrey.mic import NO_DEVICE, input_devices
+    from audrey.audio.mic import NO_DEVICE, input_devices
 
     devices = input_devices()
     if not devices:
@@ -366,7 +366,7 @@ def recordings_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
 ):
     """Takes per digit for each speaker, and the takes that fail today's quality gate."""
-    from audrey.record import print_recordings, recordings_report
+    from audrey.recording.session import print_recordings, recordings_report
 
     report = recordings_report(root, speaker)
     if as_json:
@@ -392,7 +392,7 @@ def listen_cmd(
     observe: bool = typer.Option(False, "--observe", help="Per utterance: which layers' digit probes already read it (logit lens) and an OOD score (needs <model>.probes/.ood.safetensors)"),
 ):
     """Recognise digits live from the microphone; digits said in one breath are grouped into a string."""
-    from audrey.listen import listen
+    from audrey.live.listen import listen
 
     listen(model_path(model), device, rate, as_json, rejected, string_gap, calibration, weights, observe)
 
@@ -409,8 +409,8 @@ def transcribe_cmd(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
 ):
     """Digit strings in recordings, with per-digit times and confidence (the segmentation `listen` uses)."""
-    from audrey.reject import Judge
-    from audrey.stream import transcribe_file
+    from audrey.live.reject import Judge
+    from audrey.live.stream import transcribe_file
 
     judge = Judge.from_file(model_path(model), calibration, weights=weights)
     for path in files:
@@ -440,7 +440,7 @@ def calibrate_cmd(
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.reject.safetensors beside the model)"),
 ):
     """Train and calibrate the rejection of words and noises that are not digits (for listen and transcribe)."""
-    from audrey.reject import calibrate_model
+    from audrey.live.reject import calibrate_model
 
     path, report = calibrate_model(model_path(model), data, target, out, detector)
     err.print(f"rejection calibration written to {path}")
@@ -453,14 +453,14 @@ def calibrate_cmd(
 def ood_scores(path: Path, bundle, files: List[Path], required: bool = False) -> Optional[list]:
     """{"score", "threshold", "flagged"} per file from the OOD statistics beside the model; None
     when there are none (an error instead when `required`)."""
-    from audrey import audio
-    from audrey.ood import load_for, score_waves
+    from audrey.audio import waveform
+    from audrey.observe.ood import load_for, score_waves
 
     stats = load_for(path, bundle.model, required=required)
     if stats is None:
         return None
     rate = bundle.frontend.sample_rate
-    waves = [audio.load_audio(f, rate, max_seconds=audio.MAX_DIGIT_SECONDS) for f in files]
+    waves = [waveform.load_audio(f, rate, max_seconds=waveform.MAX_DIGIT_SECONDS) for f in files]
     return [stats.describe(s) for s in score_waves(bundle, stats, waves).tolist()]
 
 
@@ -487,12 +487,12 @@ def probe_cmd(
     tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Linear probes at every hook point for digit, speaker, gender and source, with controls."""
-    from audrey.corpora import read_corpora
-    from audrey.features import clip_features
-    from audrey.modelfile import load_model
-    from audrey.probes import (CONTROLS, TARGETS, capture, fit_probe_set, log_report, plot_report, print_report,
+    from audrey.data.corpora import read_corpora
+    from audrey.data.features import clip_features
+    from audrey.models.modelfile import load_model
+    from audrey.observe.probes import (CONTROLS, TARGETS, capture, fit_probe_set, log_report, plot_report, print_report,
                                probes_path, run_probes)
-    from audrey.tracking import Tracker
+    from audrey.tracking.tracker import Tracker
 
     for t in targets or []:
         if t not in TARGETS:
@@ -542,8 +542,8 @@ def explain_cmd(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
 ):
     """Attribution heatmap PNG and audible heatmap WAV per file, and a deletion test of their faithfulness."""
-    from audrey.explain import METHODS, explain_file
-    from audrey.modelfile import load_model
+    from audrey.observe.explain import METHODS, explain_file
+    from audrey.models.modelfile import load_model
 
     if method not in METHODS:
         raise AudreyError(f"--method {method!r}: use one of {', '.join(METHODS)}")
@@ -580,10 +580,10 @@ def ood_fit_cmd(
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.ood.safetensors)"),
 ):
     """Fit the out-of-distribution statistics (class means and covariance of the penultimate layer)."""
-    from audrey.corpora import read_corpora
-    from audrey.modelfile import load_model
-    from audrey.ood import fit_from_clips, sidecar_path
-    from audrey.runs import synthetic_clips
+    from audrey.data.corpora import read_corpora
+    from audrey.models.modelfile import load_model
+    from audrey.observe.ood import fit_from_clips, sidecar_path
+    from audrey.training.runs import synthetic_clips
 
     path = model_path(model)
     bundle, _ = load_model(path)

@@ -27,10 +27,11 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audrey import DIGIT_WORDS, audio
-from audrey.frontend import FrontendConfig, LogMel
+from audrey import DIGIT_WORDS
+from audrey.audio import waveform
+from audrey.audio.frontend import FrontendConfig, LogMel
 from audrey.models.common import RangeNorm
-from audrey.synth import say, voices
+from audrey.data.synth import say, voices
 
 ESPEAK_RATE = 22050
 MIC_RATE = 48000
@@ -57,15 +58,15 @@ def versions(path: Path, folder: Path) -> tuple[Path, Path]:
     out = []
     for target in (MIC_RATE, PHONE_RATE):
         dest = folder / f"{path.stem}.{target}.wav"
-        sf.write(str(dest), audio.resample(wave, rate, target), target, subtype="FLOAT")
+        sf.write(str(dest), waveform.resample(wave, rate, target), target, subtype="FLOAT")
         out.append(dest)
     return out[0], out[1]
 
 
 def features(path: Path, cfg: FrontendConfig) -> torch.Tensor:
     """What the model would see, in dB relative to the clip's peak (floor -TOP_DB)."""
-    wave = audio.load_audio(path, cfg.sample_rate)
-    wave = audio.prepare_clip(wave, cfg.clip_samples, cfg.trim_top_db, cfg.sample_rate)
+    wave = waveform.load_audio(path, cfg.sample_rate)
+    wave = waveform.prepare_clip(wave, cfg.clip_samples, cfg.trim_top_db, cfg.sample_rate)
     with torch.no_grad():
         x = RangeNorm(TOP_DB)(LogMel(cfg)(torch.from_numpy(wave)[None]))[0]
     return (x - 1) * (TOP_DB / 2)  # RangeNorm's [-1, 1] back to dB below the peak

@@ -1,5 +1,5 @@
 """Feature extraction throughput on FSDD: clips/s cold (decode, resample, trim, log-mel, write the
-cache) and warm (read the cache), through audrey.features.clip_features.
+cache) and warm (read the cache), through audrey.data.features.clip_features.
 
     python benchmarks/frontend_throughput.py [FSDD folder] [--limit N] [--threads T]
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from audrey.corpora import read_corpus
-from audrey.features import FeatureCache, clip_features
-from audrey.frontend import FrontendConfig
+from audrey.data.corpora import read_corpus
+from audrey.data.features import FeatureCache, clip_features
+from audrey.audio.frontend import FrontendConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FSDD = Path(os.environ.get("AUDREY_FSDD", REPO.parent / "shared" / "data" / "fsdd"))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from audrey import audio, synth
-from audrey.modelfile import load_model
-from audrey.recognizer import Recognizer
+from audrey.audio import waveform
+from audrey.data import synth
+from audrey.models.modelfile import load_model
+from audrey.live.recognizer import Recognizer
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("AUDREY_FSDD", REPO.parent / "shared" / "data" / "fsdd"))
@@ -24,11 +25,11 @@ FSDD = Path(os.environ.get("AUDREY_FSDD", REPO.parent / "shared" / "data" / "fsd
 
 def clips(n: int) -> list:
     if (FSDD / "recordings").is_dir():
-        return [audio.load_audio(p) for p in sorted((FSDD / "recordings").glob("*.wav"))[:n]]
+        return [waveform.load_audio(p) for p in sorted((FSDD / "recordings").glob("*.wav"))[:n]]
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:  # no FSDD here: espeak-ng digits instead
-        return [audio.load_audio(synth.say(synth.DIGIT_WORDS[i % 10], v, 150, Path(tmp) / f"{i}.wav"))
+        return [waveform.load_audio(synth.say(synth.DIGIT_WORDS[i % 10], v, 150, Path(tmp) / f"{i}.wav"))
                 for i, v in enumerate(synth.voices(n // 10 + 1))][:n]
 
 

@@ -54,8 +54,9 @@ CLI = [sys.executable, "-c", "from audrey.cli import main; main()"]
 
 def digit_clips(root: Path, voice_ids, seed: int) -> dict:
     """(voice index, digit, speed) -> trimmed clip at RATE, for the held-out voices."""
-    from audrey import DIGIT_WORDS, synth
-    from audrey.reject import render_clips, voice_list
+    from audrey import DIGIT_WORDS
+    from audrey.data import synth
+    from audrey.live.reject import render_clips, voice_list
 
     voices = voice_list(voice_ids)
     jobs = [(w, v, s) for v in voices for w in DIGIT_WORDS for s in synth.SPEEDS]
@@ -65,8 +66,8 @@ def digit_clips(root: Path, voice_ids, seed: int) -> dict:
 
 def make_strings(clips: dict, n: int, seed: int) -> list[dict]:
     """n strings of 3-7 digits, one voice and speed each, 150-600 ms pauses."""
-    from audrey import synth
-    from audrey.reject import compose
+    from audrey.data import synth
+    from audrey.live.reject import compose
 
     rng = np.random.default_rng(seed)
     n_voices = max(v for v, _, _ in clips) + 1
@@ -84,7 +85,7 @@ def make_strings(clips: dict, n: int, seed: int) -> list[dict]:
 def track(strings: list[dict], gap: float = 1.6, lead: float = 1.0, noise_snr: float | None = None, seed: int = 0
           ) -> tuple[np.ndarray, list[int]]:
     """The strings one after another with `gap` s between them; and every digit's end (sample)."""
-    from audrey.reject import add_noise
+    from audrey.live.reject import add_noise
 
     parts, ends, pos = [np.zeros(int(lead * RATE), np.float32)], [], int(lead * RATE)
     for s in strings:
@@ -220,7 +221,7 @@ def cpu_on_silence(model: Path, seconds: float = 30.0) -> dict:
 
 
 def offline_accuracy(judge, strings: list[dict], noise_snr: float | None, seed: int) -> dict:
-    from audrey.stream import DigitStream
+    from audrey.live.stream import DigitStream
 
     audio, _ = track(strings, noise_snr=noise_snr, seed=seed)
     stream = DigitStream(judge, RATE)
@@ -239,8 +240,8 @@ def offline_accuracy(judge, strings: list[dict], noise_snr: float | None, seed: 
 
 
 def false_accepts(judge, seed: int = 2) -> dict:
-    from audrey.reject import HELD_OUT_VOICES, HELD_OUT_WORDS, scenes_for
-    from audrey.stream import DigitStream
+    from audrey.live.reject import HELD_OUT_VOICES, HELD_OUT_WORDS, scenes_for
+    from audrey.live.stream import DigitStream
 
     scenes = [s for s in scenes_for(RATE, HELD_OUT_VOICES, HELD_OUT_WORDS, speeds=(150,), bursts=400, seed=seed)
               if s.kind != "digit"]
@@ -263,8 +264,8 @@ def rss_bytes() -> int:
 def memory_30_minutes(judge, strings: list[dict], minutes: int = 30, seed: int = 3) -> dict:
     """A 30-minute stream (digit strings, words, noise bursts, long silences over a steady -60 dBFS
     hiss) fed in 20 ms blocks through one DigitStream, as fast as it goes; RSS every simulated minute."""
-    from audrey.reject import noise_burst
-    from audrey.stream import DigitStream
+    from audrey.live.reject import noise_burst
+    from audrey.live.stream import DigitStream
 
     rng = np.random.default_rng(seed)
     stream = DigitStream(judge, RATE)
@@ -300,7 +301,7 @@ def memory_30_minutes(judge, strings: list[dict], minutes: int = 30, seed: int =
 
 
 def transcribe_speed(judge, strings: list[dict], tmp: Path, minutes: float = 10.0) -> dict:
-    from audrey.stream import transcribe_file
+    from audrey.live.stream import transcribe_file
 
     rng = np.random.default_rng(4)
     parts, total = [], 0
@@ -309,14 +310,14 @@ def transcribe_speed(judge, strings: list[dict], tmp: Path, minutes: float = 10.
         parts += [s, np.zeros(int(rng.uniform(1.5, 8.0) * RATE), np.float32)]
         total += len(s) + len(parts[-1])
     audio = np.concatenate(parts)
-    from audrey.reject import add_noise
+    from audrey.live.reject import add_noise
 
     path = write(tmp / "long.wav", add_noise(audio, 25, rng, "pink", 0.1, RATE))
     t0 = time.perf_counter()
     t = transcribe_file(path, judge)
     elapsed = time.perf_counter() - t0
     seg = [np.zeros(int(0.5 * RATE), np.float32) + 0.01 * rng.standard_normal(int(0.5 * RATE)).astype(np.float32)]
-    from audrey.audio import resample
+    from audrey.audio.waveform import resample
 
     w = [resample(seg[0], RATE, judge.sample_rate)]
     times = []
@@ -339,14 +340,14 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from audrey.reject import HELD_OUT_VOICES, Judge
+    from audrey.live.reject import HELD_OUT_VOICES, Judge
 
     torch.set_num_threads(1)
     judge = Judge.from_file(args.model, need_calibration=True)
     results: dict = {"model": str(args.model), "rejection": judge.calibration.report}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        from audrey.reject import material_root
+        from audrey.live.reject import material_root
 
         clips = digit_clips(material_root(), HELD_OUT_VOICES, 0)
         live_strings = make_strings(clips, args.strings, seed=10)

@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audrey import audio
-from audrey.corpora import read_corpus
-from audrey.evaluate import evaluate
-from audrey.modelfile import save_model
-from audrey.recognizer import Recognizer
-from audrey.runs import synthetic_clips
-from audrey.splits import leave_one_speaker_out, speakers_of
-from audrey.train import TrainConfig, train
+from audrey.audio import waveform
+from audrey.data.corpora import read_corpus
+from audrey.training.evaluate import evaluate
+from audrey.models.modelfile import save_model
+from audrey.live.recognizer import Recognizer
+from audrey.training.runs import synthetic_clips
+from audrey.data.splits import leave_one_speaker_out, speakers_of
+from audrey.training.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("AUDREY_FSDD", REPO.parent / "shared" / "data" / "fsdd"))
@@ -73,7 +73,7 @@ def run(arch: str, cfg: TrainConfig, synth: int, speakers: list[str] | None, sav
     bundle = result.bundle
     with tempfile.TemporaryDirectory() as tmp:
         size = save_model(bundle, Path(tmp) / "m.safetensors").stat().st_size
-    waves = [audio.load_audio(c.path) for c in split.test[:200]]
+    waves = [waveform.load_audio(c.path) for c in split.test[:200]]
     accs = [f["accuracy"] for f in folds]
     worst = min(folds, key=lambda f: f["accuracy"])
     return {

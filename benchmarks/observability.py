@@ -34,15 +34,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audrey import DIGIT_WORDS, audio, synth
-from audrey.corpora import read_corpus
-from audrey.explain import attribute, deletion_test, explain_file
-from audrey.features import cache_root, clip_features
-from audrey.frontend import LogMel, prepare
-from audrey.modelfile import load_model
-from audrey.ood import auroc, embeddings, fit_ood
-from audrey.probes import (Observer, capture, fit_probe_set, plot_report, print_report, run_probes, short_layer)
-from audrey.runs import synthetic_clips
+from audrey import DIGIT_WORDS
+from audrey.audio import waveform
+from audrey.data import synth
+from audrey.data.corpora import read_corpus
+from audrey.observe.explain import attribute, deletion_test, explain_file
+from audrey.data.features import cache_root, clip_features
+from audrey.audio.frontend import features
+from audrey.models.modelfile import load_model
+from audrey.observe.ood import auroc, embeddings, fit_ood
+from audrey.observe.probes import (Observer, capture, fit_probe_set, plot_report, print_report, run_probes, short_layer)
+from audrey.training.runs import synthetic_clips
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("AUDREY_FSDD", REPO.parent / "shared" / "data" / "fsdd"))
@@ -69,7 +71,7 @@ def espeak_waves(texts_voices: list[tuple[str, synth.Voice]], rate: int, speed: 
         out = root / voice.name / f"{text.replace(' ', '-')}_{speed}.wav"
         if not out.exists():
             synth.say(text, voice, speed, out)
-        waves.append(audio.load_audio(out, rate))
+        waves.append(waveform.load_audio(out, rate))
     return waves
 
 
@@ -108,11 +110,6 @@ def noise_bursts(n: int, rate: int, seed: int = 0) -> list[np.ndarray]:
         x = x * fade
         out.append((0.5 * x / (np.abs(x).max() + 1e-9)).astype(np.float32))
     return out
-
-
-def features_of(waves: list[np.ndarray], cfg) -> torch.Tensor:
-    with torch.no_grad():
-        return LogMel(cfg)(torch.from_numpy(np.stack([prepare(w, cfg) for w in waves])))
 
 
 def stratified(clips, n: int, seed: int = 0):
@@ -192,9 +189,9 @@ def ood_part(bundle, fsdd, fit_synth: list, n_noise: int) -> dict:
     test_feats, test_clips = clip_features(test_clips, cfg, desc="features (OOD test)")
     pool = synth.voices(VOICE_POOL, 0)
     voices = [pool[i] for i in HELD_OUT_VOICES]
-    unseen_digits = features_of(espeak_waves([(DIGIT_WORDS[d], v) for v in voices[:20] for d in range(10)], cfg.sample_rate), cfg)
-    words = features_of(espeak_waves([(w, v) for v in voices[:10] for w in WORDS], cfg.sample_rate), cfg)
-    noise = features_of(noise_bursts(n_noise, cfg.sample_rate), cfg)
+    unseen_digits = features(espeak_waves([(DIGIT_WORDS[d], v) for v in voices[:20] for d in range(10)], cfg.sample_rate), cfg)
+    words = features(espeak_waves([(w, v) for v in voices[:10] for w in WORDS], cfg.sample_rate), cfg)
+    noise = features(noise_bursts(n_noise, cfg.sample_rate), cfg)
     sets = {"fsdd_test": test_feats, "unseen_voice_digits": unseen_digits, "words": words, "noise": noise}
     scores, msp = {}, {}
     with torch.no_grad():

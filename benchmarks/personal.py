@@ -3,7 +3,7 @@
 For each of the 6 speakers: a base model trained without that speaker (the leave-one-speaker-out
 fold models of benchmarks/loso.py, reused from --bases or trained here); enrollment = takes 0..k-1
 of each digit of that speaker, k in {1, 3, 5}; test = takes 10..49 (400 clips). Reports accuracy
-before (the base) and after `audrey.personal.adapt`, adaptation wall time, the personal file's size
+before (the base) and after `audrey.training.personal.adapt`, adaptation wall time, the personal file's size
 and load time, and the classic speaker-dependent recognizer on the same enrollment: DTW templates
 over MFCCs (1-nearest template). Takes 5..9 are the validation takes the adaptation settings were
 chosen on (`--select` reruns that choice); the test takes are never used to choose anything.
@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audrey import audio
-from audrey.corpora import read_corpus
-from audrey.features import FeatureCache, clip_features
-from audrey.modelfile import load_model, save_model
-from audrey.personal import AdaptConfig, accuracy, adapt, first_takes, load_bundle, save_personal
-from audrey.runs import synthetic_clips
-from audrey.splits import leave_one_speaker_out
-from audrey.train import TrainConfig, train
+from audrey.audio import waveform
+from audrey.data.corpora import read_corpus
+from audrey.data.features import FeatureCache, clip_features
+from audrey.models.modelfile import load_model, save_model
+from audrey.training.personal import AdaptConfig, accuracy, adapt, first_takes, load_bundle, save_personal
+from audrey.training.runs import synthetic_clips
+from audrey.data.splits import leave_one_speaker_out
+from audrey.training.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("AUDREY_FSDD", REPO.parent / "shared" / "data" / "fsdd"))
@@ -51,8 +51,8 @@ def mfcc(path: Path) -> np.ndarray:
     """(frames, 12) MFCCs (c1..c12) of the trimmed clip at 8 kHz, normalised per utterance."""
     import librosa
 
-    wave = audio.trim_silence(audio.load_audio(path))
-    m = librosa.feature.mfcc(y=wave, sr=audio.SAMPLE_RATE, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)[1:].T
+    wave = waveform.trim_silence(waveform.load_audio(path))
+    m = librosa.feature.mfcc(y=wave, sr=waveform.SAMPLE_RATE, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)[1:].T
     return (m - m.mean(0)) / (m.std(0) + 1e-6)
 
 

@@ -31,8 +31,8 @@ VOICES = (("en-us", "m3", 50), ("en-gb", "f2", 60))
 def render(tmp: Path) -> dict[tuple[int, int], tuple[Path, float]]:
     """(digit, voice) -> (wav, seconds of trailing silence after the speech)."""
     from audrey import DIGIT_WORDS
-    from audrey.audio import load_audio, speech_bounds
-    from audrey.synth import Voice, say
+    from audrey.audio.waveform import load_audio, speech_bounds
+    from audrey.data.synth import Voice, say
 
     clips = {}
     for v, (accent, variant, pitch) in enumerate(VOICES):
@@ -50,7 +50,7 @@ def play(path: Path) -> subprocess.Popen:
 
 
 def in_process(clips, takes: int, root: Path) -> list[float]:
-    from audrey.record import record
+    from audrey.recording.session import record
 
     class Speaker(io.StringIO):
         n = 0
@@ -105,7 +105,7 @@ def main() -> None:
     up = subprocess.run([str(VMIC_UP)], capture_output=True, text=True)
     if up.returncode != 0:
         sys.exit(f"virtual microphone did not start: {up.stderr.strip()}")
-    from audrey.record import TAKE_END_SECONDS
+    from audrey.recording.session import TAKE_END_SECONDS
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

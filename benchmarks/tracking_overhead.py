@@ -32,9 +32,9 @@ def main() -> None:
     args = parser.parse_args()
     if not FSDD.exists():
         sys.exit(f"FSDD not found at {FSDD}; set AUDREY_FSDD")
-    from audrey.runs import train_run
-    from audrey.tracking import TrackingOptions
-    from audrey.train import TrainConfig
+    from audrey.training.runs import train_run
+    from audrey.tracking.tracker import TrackingOptions
+    from audrey.training.train import TrainConfig
 
     cfg = replace(TrainConfig(arch="cnn"), epochs=args.epochs, patience=10**6)
     results = {"disabled": [], "offline": []}

@@ -1,6 +1,6 @@
 """Accuracy of a model on espeak-ng voices it did not train on.
 
-Training with `--synth N --seed S` uses the first N voices of `audrey.synth.voices(., S)`; this
+Training with `--synth N --seed S` uses the first N voices of `audrey.data.synth.voices(., S)`; this
 script tests on the next `--voices` voices of the same list, which training never saw.
 
     python benchmarks/unseen_voices.py models/starter.safetensors --trained-voices 200 --voices 50
@@ -12,10 +12,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from audrey import synth
-from audrey.corpora import read_corpus
-from audrey.evaluate import evaluate
-from audrey.modelfile import load_model
+from audrey.data import synth
+from audrey.data.corpora import read_corpus
+from audrey.training.evaluate import evaluate
+from audrey.models.modelfile import load_model
 
 
 def main() -> None:

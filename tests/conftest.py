@@ -34,7 +34,7 @@ def _espeak_cache(tmp_path_factory):
 def espeak_digit(_espeak_cache):
     """espeak_digit(7, voice="gb", speed=150) -> Path of a WAV (22.05 kHz) saying "seven".
     Rendered once per session and voice; `voice` is a key of VOICES."""
-    from audrey.synth import Voice, say
+    from audrey.data.synth import Voice, say
 
     def render(digit: int, voice: str = "us", speed: int = 150) -> Path:
         accent, variant, pitch = VOICES[voice]

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audrey import audio
-from audrey.audio import AudreyError, load_audio, pad_or_trim, prepare_clip, speech_bounds, trim_silence, write_audio
+from audrey.audio import waveform
+from audrey.audio.waveform import AudreyError, load_audio, pad_or_trim, prepare_clip, speech_bounds, trim_silence, write_audio
 from helpers import burst, peak_hz, tone
 
 
@@ -87,8 +87,8 @@ def test_write_audio_failure_leaves_no_temp_file(tmp_path):
 def test_speech_bounds_on_tone_burst():
     x, start, end = burst()
     s, e = speech_bounds(x)
-    margin = int(audio.TRIM_MARGIN * 8000)
-    frame = audio.TRIM_FRAME
+    margin = int(waveform.TRIM_MARGIN * 8000)
+    frame = waveform.TRIM_FRAME
     # the burst plus the margin, give or take one analysis frame
     assert start - margin - frame <= s <= start - margin + frame
     assert end + margin - frame <= e <= end + margin + frame
@@ -100,8 +100,8 @@ def test_speech_bounds_on_tone_burst():
 def test_speech_bounds_at_16k_uses_durations():
     x, start, end = burst(sr=16000)
     s, e = speech_bounds(x, sr=16000)
-    margin = int(audio.TRIM_MARGIN * 16000)
-    frame = 2 * audio.TRIM_FRAME
+    margin = int(waveform.TRIM_MARGIN * 16000)
+    frame = 2 * waveform.TRIM_FRAME
     assert abs(s - (start - margin)) <= frame and abs(e - (end + margin)) <= frame
 
 
@@ -127,17 +127,17 @@ def test_pad_or_trim_centres():
 def test_prepare_clip_length_peak_and_centre():
     x, start, end = burst(before=0.2, length=0.3, after=0.9)
     y = prepare_clip(x * 0.1)  # quiet input: level must not matter
-    assert y.dtype == np.float32 and len(y) == audio.CLIP_SAMPLES
+    assert y.dtype == np.float32 and len(y) == waveform.CLIP_SAMPLES
     assert np.abs(y).max() == pytest.approx(0.9, abs=1e-4)
     loud = np.flatnonzero(np.abs(y) > 0.01)
     centre = (loud[0] + loud[-1]) / 2
-    assert abs(centre - audio.CLIP_SAMPLES / 2) < audio.TRIM_FRAME  # burst centred despite the offset
+    assert abs(centre - waveform.CLIP_SAMPLES / 2) < waveform.TRIM_FRAME  # burst centred despite the offset
 
 
 def test_prepare_clip_silence_and_long_input():
     assert not prepare_clip(np.zeros(3000, np.float32)).any()  # no division by a zero peak
-    assert len(prepare_clip(tone(300, 2.5))) == audio.CLIP_SAMPLES  # longer than a clip: centre cut
-    assert len(prepare_clip(np.zeros(0, np.float32))) == audio.CLIP_SAMPLES
+    assert len(prepare_clip(tone(300, 2.5))) == waveform.CLIP_SAMPLES  # longer than a clip: centre cut
+    assert len(prepare_clip(np.zeros(0, np.float32))) == waveform.CLIP_SAMPLES
 
 
 def test_prepare_clip_respects_rate():
@@ -145,7 +145,7 @@ def test_prepare_clip_respects_rate():
     y = prepare_clip(x, 16000, sr=16000)
     # trimmed at 16 kHz with the same 50 ms margin: 300 ms burst + 2 x 50 ms, give or take a frame
     loud = np.flatnonzero(np.abs(y) > 0)
-    assert abs((loud[-1] - loud[0]) - 0.3 * 16000) < 2 * audio.TRIM_FRAME
+    assert abs((loud[-1] - loud[0]) - 0.3 * 16000) < 2 * waveform.TRIM_FRAME
 
 
 # --- bad input: always AudreyError, always naming the file ---------------------------------------

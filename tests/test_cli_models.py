@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from audrey import DIGIT_WORDS
 from audrey.cli import DEFAULT_MODEL, app
-from audrey.runs import make_split
-from audrey.corpora import read_corpus
+from audrey.training.runs import make_split
+from audrey.data.corpora import read_corpus
 from audrey.errors import AudreyError
 from helpers import require_fsdd
 
@@ -44,7 +44,7 @@ def test_train_eval_predict_round_trip(tmp_path, digit_folders):
     assert out.exists() and out.with_suffix(".confusion.png").exists()
     assert not out.with_suffix(".ckpt.safetensors").exists()  # checkpoints removed once the model is written
     assert not (tmp_path / "runs").exists()  # WANDB_MODE=disabled: no run record (test_tracking.py checks them)
-    from audrey.modelfile import load_model
+    from audrey.models.modelfile import load_model
 
     metrics = load_model(out)[0].provenance["metrics"]
     assert set(metrics["test_per_speaker"]) == {"theo"} and 0 <= metrics["test_acc"] <= 1

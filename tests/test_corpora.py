@@ -1,4 +1,4 @@
-"""audrey.corpora: every layout Audrey reads, their metadata, and the mistakes it must name."""
+"""audrey.data.corpora: every layout Audrey reads, their metadata, and the mistakes it must name."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from audrey import DIGIT_WORDS
-from audrey.audio import load_audio
-from audrey.corpora import AudreyError, detect_layout, parse_clip_name, read_corpora, read_corpus, summarize
+from audrey.audio.waveform import load_audio
+from audrey.data.corpora import AudreyError, detect_layout, parse_clip_name, read_corpora, read_corpus, summarize
 from helpers import require_fsdd, write_tone
 
 AUDIOMNIST_META = {
@@ -151,7 +151,7 @@ def test_personal_recordings_real_speech(tmp_path):
     """espeak-ng speech in the speaker-folders layout reads back and decodes."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    from audrey.synth import Voice, say
+    from audrey.data.synth import Voice, say
 
     voice = Voice("en-us", "m3", 50)
     for digit in (1, 7):

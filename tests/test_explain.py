@@ -12,10 +12,10 @@ from torch import nn
 from typer.testing import CliRunner
 
 from audrey.errors import AudreyError
-from audrey.explain import (attribute, audible_heatmap, deletion_test, explain_file, integrated_gradients, occlusion,
+from audrey.observe.explain import (attribute, audible_heatmap, deletion_test, explain_file, integrated_gradients, occlusion,
                             patched_logits, silence_floor)
-from audrey.frontend import FrontendConfig, LogMel
-from audrey.modelfile import ModelBundle, save_model
+from audrey.audio.frontend import FrontendConfig, LogMel
+from audrey.models.modelfile import ModelBundle, save_model
 from audrey.models import build_model
 from helpers import one_line_error, peak_hz
 

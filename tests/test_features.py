@@ -1,4 +1,4 @@
-"""audrey.features (the content-keyed feature cache) and audrey.frontend (log-mel, SpecAugment)."""
+"""audrey.data.features (the content-keyed feature cache) and audrey.audio.frontend (log-mel, SpecAugment)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from audrey import features
-from audrey.corpora import Clip
+from audrey.data import features
+from audrey.data.corpora import Clip
 from audrey.errors import AudreyError
-from audrey.features import FeatureCache, clip_features, file_digest
-from audrey.frontend import FrontendConfig, LogMel, spec_augment
+from audrey.data.features import FeatureCache, clip_features, file_digest
+from audrey.audio.frontend import FrontendConfig, LogMel, load_clip, spec_augment
+from audrey.audio.frontend import features as frontend_features
 from helpers import burst, write_tone
 
 CFG = FrontendConfig()
@@ -47,7 +48,7 @@ def test_cache_hit_skips_decoding(tmp_path, cache_dir, monkeypatch):
     def no_decoding(*_):
         raise AssertionError("decoded a clip whose features are cached")
 
-    monkeypatch.setattr(features, "prepared_wave", no_decoding)
+    monkeypatch.setattr(features, "load_clip", no_decoding)
     second, kept2 = clip_features(clips, CFG)
     assert kept2 == clips
     assert torch.equal(first, second)
@@ -59,7 +60,7 @@ def test_cache_survives_rename(tmp_path, monkeypatch):
     moved = tmp_path / "b" / "0_moved_0.wav"
     moved.parent.mkdir()
     clips[0].path.rename(moved)
-    monkeypatch.setattr(features, "prepared_wave", lambda *_: pytest.fail("cache missed a renamed file"))
+    monkeypatch.setattr(features, "load_clip", lambda *_: pytest.fail("cache missed a renamed file"))
     second, _ = clip_features([Clip(moved, 0, "moved", "test")], CFG)
     assert torch.equal(first, second)
 
@@ -72,7 +73,7 @@ def test_changed_file_is_recomputed(tmp_path):
     assert file_digest(clip.path) != digest
     after, _ = clip_features([clip], CFG)
     assert not torch.equal(before, after)
-    fresh = features.waves_to_features(features.prepared_wave(clip.path, CFG)[None], CFG)
+    fresh = frontend_features([load_clip(clip.path, CFG)], CFG)
     torch.testing.assert_close(after, fresh)
 
 

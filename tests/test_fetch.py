@@ -1,4 +1,4 @@
-"""audrey.fetch and `audrey data fetch`: local, file:// and HTTP sources, resume, and verification.
+"""audrey.data.fetch and `audrey data fetch`: local, file:// and HTTP sources, resume, and verification.
 
 The archive is built here in AudioMNIST's GitHub layout (AudioMNIST-master/data/NN/D_NN_I.wav plus
 data/audioMNIST_meta.txt), small: 2 speakers x 10 digits x 2 takes.
@@ -21,9 +21,9 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from audrey.cli import app
-from audrey.corpora import read_corpus
+from audrey.data.corpora import read_corpus
 from audrey.errors import AudreyError
-from audrey.fetch import fetch_audiomnist, sha256_of
+from audrey.data.fetch import fetch_audiomnist, sha256_of
 from helpers import one_line_error, tone
 
 SPEAKERS = ("01", "02")

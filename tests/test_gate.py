@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audrey import gate
-from audrey.audio import load_audio, trim_silence
+from audrey.audio import gate
+from audrey.audio.waveform import load_audio, trim_silence
 
 RATE = 16000
 

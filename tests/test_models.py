@@ -8,14 +8,14 @@ from dataclasses import replace
 import pytest
 import torch
 
-from audrey.augment import NO_AUGMENT
-from audrey.corpora import read_corpus
+from audrey.data.augment import NO_AUGMENT
+from audrey.data.corpora import read_corpus
 from audrey.errors import AudreyError
-from audrey.frontend import FrontendConfig
-from audrey.modelfile import ModelBundle, load_model, save_model
+from audrey.audio.frontend import FrontendConfig
+from audrey.models.modelfile import ModelBundle, load_model, save_model
 from audrey.models import build_model
-from audrey.recognizer import Recognizer
-from audrey.train import TrainConfig, train
+from audrey.live.recognizer import Recognizer
+from audrey.training.train import TrainConfig, train
 from helpers import require_fsdd
 
 ARCHS = ["cnn", "conformer"]
@@ -127,7 +127,7 @@ def test_model_file_is_small_and_loads_without_pickle(tmp_path):
 def test_recognizer_fast_path_matches_eager(espeak_digit):
     torch.manual_seed(2)
     bundle = ModelBundle(build_model("cnn").eval(), FrontendConfig())
-    from audrey.audio import load_audio
+    from audrey.audio.waveform import load_audio
 
     waves = [load_audio(espeak_digit(d)) for d in (3, 7)]
     fast = Recognizer(bundle, fast=True).probabilities(waves)

@@ -12,8 +12,8 @@ from torch import nn
 from typer.testing import CliRunner
 
 from audrey.errors import AudreyError
-from audrey.hooks import HookedModule, HookPoint
-from audrey.ood import OODStats, auroc, fit_from_clips, fit_ood, load_for, score_waves, sidecar_path
+from audrey.models.hooks import HookedModule, HookPoint
+from audrey.observe.ood import OODStats, auroc, fit_from_clips, fit_ood, load_for, score_waves, sidecar_path
 from helpers import one_line_error
 from test_probes import fsdd_subset, tiny_bundle
 
@@ -104,7 +104,7 @@ def test_stats_round_trip_and_refusals(tmp_path):
 
 
 def test_trained_model_separates_held_out_digits_from_noise():
-    from audrey.audio import load_audio
+    from audrey.audio.waveform import load_audio
 
     bundle = tiny_bundle()
     stats = fit_from_clips(bundle, fsdd_subset())
@@ -129,7 +129,7 @@ def small_corpus(tmp_path):
 
 def test_ood_fit_and_predict_json_cli(tmp_path, small_corpus, monkeypatch):
     from audrey.cli import app
-    from audrey.modelfile import save_model
+    from audrey.models.modelfile import save_model
 
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()

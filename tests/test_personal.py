@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from audrey import DIGIT_WORDS
 from audrey.cli import app
 from audrey.errors import AudreyError
-from audrey.modelfile import load_model, model_digest, save_model
-from audrey.audio import load_audio
-from audrey.frontend import LogMel
-from audrey.recognizer import Recognizer
-from audrey.personal import (
+from audrey.models.modelfile import load_model, model_digest, save_model
+from audrey.audio.waveform import load_audio
+from audrey.audio.frontend import LogMel
+from audrey.live.recognizer import Recognizer
+from audrey.training.personal import (
     FORMAT,
     AdaptConfig,
     apply_personal,
@@ -43,7 +43,7 @@ SPEEDS = (120, 140, 160, 180, 200, 220)
 @pytest.fixture(scope="session")
 def deep_voice(tmp_path_factory) -> Path:
     """recordings/deep/: six takes of each digit, named as `audrey record` names them."""
-    from audrey.synth import Voice, say
+    from audrey.data.synth import Voice, say
 
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
         pytest.skip("espeak-ng and sox are needed (apt-get install espeak-ng sox)")
@@ -76,7 +76,7 @@ def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tm
     assert "head.fc.weight" in tensors and r.file_bytes == out.stat().st_size
     # the base's rejection, fitted to this voice: never stricter than the base's, and what
     # listen/transcribe use with these weights
-    from audrey.reject import SCORES, Calibration, Judge, sidecar_path
+    from audrey.live.reject import SCORES, Calibration, Judge, sidecar_path
 
     rejection = info["rejection"]
     assert rejection == json.loads(json.dumps(r.rejection)) and rejection["takes"] == 60
@@ -140,7 +140,7 @@ def test_personalize_cli_reports_before_after_and_curve(tiny_model, deep_voice, 
 def test_a_calibration_for_another_model_is_not_fitted_silently(tiny_model, deep_voice, tmp_path):
     """A base whose rejection calibration was made for other weights: personalize works, and says why
     the rejection is not fitted to the voice and what to run."""
-    from audrey.reject import Calibration, sidecar_path
+    from audrey.live.reject import Calibration, sidecar_path
 
     base = tmp_path / "base.safetensors"
     shutil.copy(tiny_model, base)
@@ -205,7 +205,7 @@ def test_missing_digits_and_unknown_speaker_are_clear_errors(tiny_model, deep_vo
 
 
 def test_take_selection_and_advice():
-    from audrey.corpora import Clip
+    from audrey.data.corpora import Clip
 
     clips = [Clip(Path(f"{d}_x_{t}.wav"), d, "x", "t", t) for d in range(10) for t in range(5)]
     enroll, held = split_takes(clips, 2)

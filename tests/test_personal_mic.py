@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audrey.audio import load_audio
-from audrey.personal import personalize
+from audrey.audio.waveform import load_audio
+from audrey.training.personal import personalize
 from test_listen_mic import Listener, play
 from test_personal import deep_voice  # noqa: F401
 from test_stream import tiny_model  # noqa: F401

@@ -1,4 +1,4 @@
-"""The phone recogniser behind the rejection's phone test (audrey.phones)."""
+"""The phone recogniser behind the rejection's phone test (audrey.models.phones)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def ids(phones: str) -> list[int]:
 
 
 def test_espeak_transcribes_in_the_accent_of_the_voice():
-    from audrey.phones import digit_pronunciations, transcribe
+    from audrey.models.phones import digit_pronunciations, transcribe
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
@@ -33,7 +33,7 @@ def test_espeak_transcribes_in_the_accent_of_the_voice():
 
 
 def test_fold_merges_allophones_and_drops_stress():
-    from audrey.phones import fold
+    from audrey.models.phones import fold
 
     assert fold(["l", "'I2", "t#", "@L"]) == ["l", "I", "t", "@", "l"]  # "little": stress, allophones, syllabic l
     assert fold(["h", ",aI@", ";"]) == ["h", "aI"]
@@ -42,7 +42,7 @@ def test_fold_merges_allophones_and_drops_stress():
 def test_the_match_is_near_zero_for_the_digit_said_and_far_below_for_anything_else():
     """A segment that clearly says /f aI v/ matches "five" (about 0: its phones are the best path) and
     no other digit; one that says /h aI/ ("hi") matches no digit, five included."""
-    from audrey.phones import DigitMatcher
+    from audrey.models.phones import DigitMatcher
 
     matcher = DigitMatcher(INVENTORY, PRONS)
     five = matcher.match(spoken(matcher, ids("f aI v")))[0]
@@ -59,7 +59,7 @@ def test_the_match_is_near_zero_for_the_digit_said_and_far_below_for_anything_el
 
 def test_a_recogniser_that_cannot_spell_a_digit_is_refused():
     from audrey.errors import AudreyError
-    from audrey.phones import DigitMatcher
+    from audrey.models.phones import DigitMatcher
 
     with pytest.raises(AudreyError, match="cannot spell every digit.*audrey calibrate"):
         DigitMatcher([p for p in INVENTORY if p != "v"], PRONS)  # no /v/: "five" and "seven" unspellable
@@ -70,9 +70,9 @@ def test_ctc_training_learns_to_spell(tmp_path):
     decode them: the training loop, the blank and the targets line up."""
     import numpy as np
 
-    from audrey.frontend import FrontendConfig
-    from audrey.phones import greedy_decode, train_phone_model
-    from audrey.reject import wave_features
+    from audrey.audio.frontend import FrontendConfig
+    from audrey.models.phones import greedy_decode, train_phone_model
+    from audrey.audio.frontend import features as wave_features
 
     cfg = FrontendConfig()
     rng = np.random.default_rng(0)

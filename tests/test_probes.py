@@ -11,10 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from audrey.corpora import Clip, read_corpus
+from audrey.data.corpora import Clip, read_corpus
 from audrey.errors import AudreyError
 from audrey.models import build_model
-from audrey.probes import (Observer, ProbeSet, capture, control_labels, fit_probe, fit_probe_set, plot_report,
+from audrey.observe.probes import (Observer, ProbeSet, capture, control_labels, fit_probe, fit_probe_set, plot_report,
                            probes_path, run_probes, speaker_folds, take_folds, target_problem)
 from helpers import one_line_error, require_fsdd
 
@@ -39,8 +39,8 @@ def fsdd_subset(takes: int = 4) -> list[Clip]:
 def tiny_bundle():
     """A CNN trained for a few seconds on 3 FSDD speakers x 10 digits x 4 takes (shared by the
     observability tests; cached for the session)."""
-    from audrey.augment import NO_AUGMENT
-    from audrey.train import TrainConfig, train
+    from audrey.data.augment import NO_AUGMENT
+    from audrey.training.train import TrainConfig, train
 
     cfg = TrainConfig(arch="cnn", epochs=6, batch_size=16, lr=3e-3, patience=100, augment=NO_AUGMENT)
     bundle = train(fsdd_subset(), [], cfg).bundle
@@ -123,7 +123,7 @@ def test_planted_signal_is_read_and_noise_and_controls_stay_near_chance():
 
 def test_probes_on_a_trained_model_beat_its_random_twin_and_random_labels_stay_at_chance(tmp_path):
     bundle = tiny_bundle()
-    from audrey.features import clip_features
+    from audrey.data.features import clip_features
 
     feats, clips = clip_features(fsdd_subset(), bundle.frontend)
     layers = ["hook_input", "blocks.4.hook_out", "head.hook_embed"]
@@ -159,10 +159,10 @@ def test_fit_probe_is_deterministic():
 
 
 def test_probe_set_round_trip_and_observer_reads_each_layer(tmp_path, espeak_digit):
-    from audrey.audio import load_audio
-    from audrey.features import clip_features
-    from audrey.modelfile import save_model
-    from audrey.ood import OODStats, fit_from_clips, sidecar_path
+    from audrey.audio.waveform import load_audio
+    from audrey.data.features import clip_features
+    from audrey.models.modelfile import save_model
+    from audrey.observe.ood import OODStats, fit_from_clips, sidecar_path
 
     bundle = tiny_bundle()
     clips = fsdd_subset()
@@ -214,7 +214,7 @@ def fsdd_copy(tmp_path):
 
 def test_probe_cli_table_plot_probes_and_errors(tmp_path, fsdd_copy, monkeypatch):
     from audrey.cli import app
-    from audrey.modelfile import save_model
+    from audrey.models.modelfile import save_model
 
     runner = CliRunner()
     model_file = save_model(tiny_bundle(), tmp_path / "m.safetensors")
@@ -241,8 +241,8 @@ def test_probe_cli_table_plot_probes_and_errors(tmp_path, fsdd_copy, monkeypatch
 def test_report_is_logged_as_a_table_and_an_image(tmp_path, monkeypatch):
     """log_report puts the probe table, the plot and a summary in the run record and the offline
     W&B run."""
-    from audrey.probes import log_report
-    from audrey.tracking import Tracker, TrackingOptions
+    from audrey.observe.probes import log_report
+    from audrey.tracking.tracker import Tracker, TrackingOptions
     from helpers import wandb_offline_run
 
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))

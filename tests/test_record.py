@@ -19,12 +19,12 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from audrey import gate, mic
-from audrey.audio import load_audio, trim_silence, write_audio
+from audrey.audio import gate, mic
+from audrey.audio.waveform import load_audio, trim_silence, write_audio
 from audrey.cli import app
 from audrey.errors import AudreyError
-from audrey.mic import FileStream, MicStream
-from audrey.record import (
+from audrey.audio.mic import FileStream, MicStream
+from audrey.recording.session import (
     check_speaker,
     cleanup_temp_files,
     next_take_numbers,
@@ -291,7 +291,7 @@ def test_no_input_device_is_one_clear_error(monkeypatch, tmp_path):
 
 
 def test_sounddevice_is_imported_lazily():
-    code = "import sys, audrey.cli, audrey.record, audrey.mic, audrey.vad, audrey.gate; print('sounddevice' in sys.modules)"
+    code = "import sys, audrey.cli, audrey.recording.session, audrey.audio.mic, audrey.audio.vad, audrey.audio.gate; print('sounddevice' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -24,8 +24,8 @@ import pytest
 import soundfile as sf
 from scipy.signal import correlate
 
-from audrey.audio import load_audio, speech_bounds
-from audrey.vad import MARGIN_SECONDS
+from audrey.audio.waveform import load_audio, speech_bounds
+from audrey.audio.vad import MARGIN_SECONDS
 
 pytestmark = pytest.mark.mic
 

@@ -1,4 +1,4 @@
-"""audrey.splits: speaker-disjoint folds and splits, reproducible from the seed; per-speaker take splits."""
+"""audrey.data.splits: speaker-disjoint folds and splits, reproducible from the seed; per-speaker take splits."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from audrey.corpora import Clip
+from audrey.data.corpora import Clip
 from audrey.errors import AudreyError
-from audrey.splits import (
+from audrey.data.splits import (
     AUDIOMNIST_GROUPS,
     audiomnist_fold,
     leave_one_speaker_out,

@@ -1,4 +1,4 @@
-"""The live/offline digit pipeline (audrey.stream), its rejection (audrey.reject) and `audrey transcribe`.
+"""The live/offline digit pipeline (audrey.live.stream), its rejection (audrey.live.reject) and `audrey transcribe`.
 
 Most tests use a stand-in classifier that reads the digit off a tone's pitch, so segmentation,
 grouping, timing, block-size and sample-rate invariance and memory bounds are checked exactly and
@@ -21,8 +21,8 @@ import torch
 
 from audrey import DIGIT_WORDS
 from audrey.errors import AudreyError
-from audrey.reject import Verdict, add_noise, compose, noise_burst
-from audrey.stream import HANGOVER_SECONDS, MAX_SEGMENT_SECONDS, MAX_STRING_DIGITS, DigitStream, transcribe_file
+from audrey.live.reject import Verdict, add_noise, compose, noise_burst
+from audrey.live.stream import HANGOVER_SECONDS, MAX_SEGMENT_SECONDS, MAX_STRING_DIGITS, DigitStream, transcribe_file
 from helpers import fsdd_root, one_line_error, spoken
 
 CLI = [sys.executable, "-c", "from audrey.cli import main; main()"]
@@ -260,13 +260,13 @@ def tiny_model(tmp_path_factory):
     os.environ["AUDREY_CACHE"] = str(root / "cache")  # the whole session: nothing from ~/.cache
     if model.exists():
         return model
-    from audrey import reject
-    from audrey.augment import AugmentConfig
-    from audrey.corpora import read_corpus
-    from audrey.frontend import FrontendConfig
-    from audrey.modelfile import save_model
-    from audrey.runs import synthetic_clips
-    from audrey.train import TrainConfig, train
+    from audrey.live import reject
+    from audrey.data.augment import AugmentConfig
+    from audrey.data.corpora import read_corpus
+    from audrey.audio.frontend import FrontendConfig
+    from audrey.models.modelfile import save_model
+    from audrey.training.runs import synthetic_clips
+    from audrey.training.train import TrainConfig, train
 
     torch.manual_seed(0)
     clips = synthetic_clips(len(TINY_VOICES), 0)
@@ -296,14 +296,14 @@ def open_calibration(model: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_judge(tiny_model):
-    from audrey.reject import Judge
+    from audrey.live.reject import Judge
 
     return Judge.from_file(tiny_model)
 
 
 @pytest.fixture(scope="session")
 def starter_judge():
-    from audrey.reject import Judge, sidecar_path
+    from audrey.live.reject import Judge, sidecar_path
 
     if not STARTER.exists() or not sidecar_path(STARTER).exists():
         pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name} "
@@ -313,7 +313,7 @@ def starter_judge():
 
 def espeak_string(digits: str, voice_index: int, pauses, rate: int = RATE, speed: int = 150) -> np.ndarray:
     """espeak-ng says each digit (voice `voice_index` of synth.voices), joined by `pauses` seconds."""
-    from audrey.reject import render_clips, voice_list
+    from audrey.live.reject import render_clips, voice_list
 
     voice = voice_list([voice_index])[0]
     clips = render_clips([(DIGIT_WORDS[int(c)], voice, speed) for c in digits],
@@ -325,9 +325,9 @@ def test_judge_is_one_pass_matching_recognizer_and_hook(tiny_model, tiny_judge):
     """The judge's single frozen pass gives the recognizer's probabilities, the head.hook_embed
     activation that run_with_cache reports, the detector's eleven scores and the phone recogniser's
     per-frame output."""
-    from audrey.frontend import LogMel
-    from audrey.modelfile import load_model
-    from audrey.recognizer import Recognizer
+    from audrey.audio.frontend import LogMel
+    from audrey.models.modelfile import load_model
+    from audrey.live.recognizer import Recognizer
 
     rng = np.random.default_rng(0)
     waves = [rng.standard_normal(6000).astype(np.float32) * 0.1, espeak_string("7", 0, [], rate=8000)]
@@ -354,8 +354,9 @@ def test_judge_is_one_pass_matching_recognizer_and_hook(tiny_model, tiny_judge):
 def test_no_word_is_both_learnt_and_scored():
     """The detector's words, the calibration's and the held-out test words are disjoint, homophones
     included: a false-accept rate measured on words the detector learnt would mean nothing."""
-    from audrey import DIGIT_WORDS, reject
-    from audrey.wordlist import COMMON_WORDS
+    from audrey import DIGIT_WORDS
+    from audrey.live import reject
+    from audrey.data.wordlist import COMMON_WORDS
 
     learnt = set(reject.DETECTOR_WORDS) | set(reject.NEAR_MISSES) | set(COMMON_WORDS)
     homophones = {"know", "high", "hie", "hey", "whether", "shore", "heavin", "okey"}  # of held-out words
@@ -367,8 +368,8 @@ def test_no_word_is_both_learnt_and_scored():
 
 
 def test_onset_hiss_is_measured_only_where_the_band_exists():
-    from audrey.audio import resample
-    from audrey.reject import MIN_HISS_DB, onset_hiss_db
+    from audrey.audio.waveform import resample
+    from audrey.live.reject import MIN_HISS_DB, onset_hiss_db
 
     rate = 16000
     rng = np.random.default_rng(0)
@@ -393,7 +394,7 @@ def test_the_phone_margin_needs_the_detectors_backing(tiny_judge, monkeypatch):
     """A five that matches its phones worse than the synthetic voices do (between min_phone_match and
     sure_phone_match) is accepted when the detector finds it more likely than not, refused when the
     detector is lukewarm (a word that scraped past both tests), accepted with a close enough match."""
-    from audrey.reject import BACKED_P_DIGIT, OTHER
+    from audrey.live.reject import BACKED_P_DIGIT, OTHER
 
     cal = tiny_judge.calibration
     for name, value in (("min_p_digit", 0.1), ("min_phone_match", -1000.0), ("sure_phone_match", 1.0),
@@ -419,7 +420,7 @@ def test_the_phone_margin_needs_the_detectors_backing(tiny_judge, monkeypatch):
 def test_six_and_seven_need_a_hiss_on_wideband_input(tiny_judge):
     """The same model outputs, a confident 7 close to its class: accepted without the hiss test
     (8 kHz input) or with a hiss at its start, refused with none ("heaven"); a 3 is never tested."""
-    from audrey.reject import MIN_HISS_DB
+    from audrey.live.reject import MIN_HISS_DB
 
     cal = tiny_judge.calibration
     for d in (7, 3):
@@ -439,7 +440,7 @@ def test_six_and_seven_need_a_hiss_on_wideband_input(tiny_judge):
 
 
 def test_thresholds_meet_the_target_with_the_fewest_negatives():
-    from audrey.reject import choose_thresholds
+    from audrey.live.reject import choose_thresholds
 
     rng = np.random.default_rng(0)
     pos = {"p_digit": rng.uniform(0.4, 1.0, 200), "phone": rng.uniform(-6, 0, 200), "conf": None, "dist": None}
@@ -458,7 +459,7 @@ def test_thresholds_meet_the_target_with_the_fewest_negatives():
 
 
 def test_a_voice_loosens_thresholds_never_tightens_them():
-    from audrey.reject import Calibration, backed, loosened_for, passes_tests
+    from audrey.live.reject import Calibration, backed, loosened_for, passes_tests
 
     base = {"min_p_digit": 0.3, "min_phone_match": -15.0, "min_confidence": 0.0, "max_distance": 20.0}
     n = 100
@@ -490,8 +491,8 @@ def test_a_voice_loosens_thresholds_never_tightens_them():
 
 
 def test_calibration_report_and_file(tiny_model, tmp_path):
-    from audrey.modelfile import load_model, save_model
-    from audrey.reject import Calibration, Judge, sidecar_path
+    from audrey.models.modelfile import load_model, save_model
+    from audrey.live.reject import Calibration, Judge, sidecar_path
 
     side = sidecar_path(tiny_model)
     assert side.name == "tiny.reject.safetensors" and side.exists()
@@ -561,7 +562,7 @@ def test_transcribe_cli(tiny_model, tmp_path):
 def test_starter_strings_clean_and_noisy_and_rejection(starter_judge):
     """The bundled model, in voices it never heard: digit strings with 150-600 ms pauses come out
     right, clean and at 20 dB SNR; held-out words and noise bursts are (nearly all) not digits."""
-    from audrey.reject import HELD_OUT_VOICES, HELD_OUT_WORDS, render_clips, voice_list
+    from audrey.live.reject import HELD_OUT_VOICES, HELD_OUT_WORDS, render_clips, voice_list
 
     rng = np.random.default_rng(11)
     voices = list(HELD_OUT_VOICES)[:6]
@@ -588,9 +589,9 @@ def test_listen_observe_reads_layers_and_ood_per_utterance(tmp_path):
     import io
     import json
 
-    from audrey.listen import listen
-    from audrey.mic import FileStream
-    from audrey.probes import probes_path
+    from audrey.live.listen import listen
+    from audrey.audio.mic import FileStream
+    from audrey.observe.probes import probes_path
 
     if not STARTER.exists() or not probes_path(STARTER).exists():
         pytest.skip(f"needs models/{STARTER.name} and its probes (`audrey probe`)")

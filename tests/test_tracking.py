@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from audrey.cli import app
-from audrey.modelfile import load_model, model_digest
+from audrey.models.modelfile import load_model, model_digest
 from helpers import one_line_error, wandb_offline_run
 from test_personal import deep_voice  # noqa: F401
 from test_stream import tiny_model  # noqa: F401
@@ -180,7 +180,7 @@ def test_sweep_runs_audrey_train_as_an_agent_would(tmp_path, voices):
 
 
 def test_two_runs_of_one_name_in_one_second_keep_both_records(tmp_path):
-    from audrey.tracking import Tracker, TrackingOptions, read_records
+    from audrey.tracking.tracker import Tracker, TrackingOptions, read_records
 
     paths = []
     for acc in (0.5, 0.6):
@@ -195,7 +195,7 @@ def test_two_runs_of_one_name_in_one_second_keep_both_records(tmp_path):
 def test_sync_without_a_login_is_one_clear_line(tmp_path, monkeypatch):
     """`runs sync` really calls `wandb sync`; with no API key it fails at once with one line, and
     the record stays unsynced for the next try."""
-    from audrey.tracking import Tracker, TrackingOptions
+    from audrey.tracking.tracker import Tracker, TrackingOptions
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no login
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

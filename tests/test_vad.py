@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audrey.audio import load_audio
-from audrey.vad import FLOOR_WINDOW_SECONDS, FRAME_SECONDS, MARGIN_SECONDS, START_FRAMES, Segmenter, segment
+from audrey.audio.waveform import load_audio
+from audrey.audio.vad import FLOOR_WINDOW_SECONDS, FRAME_SECONDS, MARGIN_SECONDS, START_FRAMES, Segmenter, segment
 
 RATE = 16000
 
@@ -146,8 +146,8 @@ def test_real_digits_are_one_segment_each(espeak_digit):
 
 def test_thresholds_are_per_segmenter():
     """A word 9 dB above a steady noise is below the recorder's 10 dB start threshold and above the
-    7 dB one that `listen` uses (audrey.stream.START_DB); each segmenter keeps its own."""
-    from audrey.stream import START_DB, STOP_DB, make_segmenter
+    7 dB one that `listen` uses (audrey.live.stream.START_DB); each segmenter keeps its own."""
+    from audrey.live.stream import START_DB, STOP_DB, make_segmenter
 
     rate = 16000
     rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 
 from audrey.errors import AudreyError
-from audrey.hooks import HookedModule
+from audrey.models.hooks import HookedModule
 from audrey.models.cnn import CNN, CNNConfig
 from audrey.models.conformer import Conformer, ConformerConfig
 

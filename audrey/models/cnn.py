@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from audrey.hooks import HookedModule, HookPoint
+from audrey.models.hooks import HookedModule, HookPoint
 from audrey.models.common import Head, RangeNorm
 
 

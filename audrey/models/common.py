@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from audrey.hooks import HookPoint
+from audrey.models.hooks import HookPoint
 
 
 class RangeNorm(nn.Module):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torchaudio.models.conformer import ConformerLayer
 
-from audrey.hooks import HookedModule, HookPoint
+from audrey.models.hooks import HookedModule, HookPoint
 from audrey.models.common import Head, RangeNorm
 
 

@@ -1,0 +1,91 @@
+"""Waveform in, digit out: the one classifier call that predict, transcribe and listen share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audrey.audio import waveform
+from audrey.errors import AudreyError
+from audrey.audio.frontend import LogMel, prepare, prepared_batch
+from audrey.models.modelfile import ModelBundle
+
+
+@dataclass
+class Prediction:
+    digit: int
+    confidence: float
+    top3: list[tuple[int, float]]
+    probs: list[float]
+
+    def to_dict(self) -> dict:
+        return {"digit": self.digit, "confidence": round(self.confidence, 4),
+                "top3": [{"digit": d, "p": round(p, 4)} for d, p in self.top3]}
+
+
+class FeaturesToProbs(torch.nn.Module):
+    """Frontend and model as one module, so it can be traced and frozen as a whole."""
+
+    def __init__(self, frontend: LogMel, model: torch.nn.Module):
+        super().__init__()
+        self.frontend, self.model = frontend, model
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.model(self.frontend(wave)).softmax(-1)
+
+
+def frozen(module: torch.nn.Module, example: torch.Tensor) -> torch.nn.Module:
+    """TorchScript-trace and freeze for inference: folds BatchNorm into the convolutions and drops
+    Python overhead per layer; at batch 1 that more than halves the latency on a CPU.
+    Hook points are Python-side, so observability code uses the eager model instead."""
+    import warnings
+
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        return torch.jit.freeze(torch.jit.trace(module.eval(), example))
+
+
+class Recognizer:
+    def __init__(self, bundle: ModelBundle, fast: bool = True):
+        self.bundle = bundle
+        self.frontend = LogMel(bundle.frontend)
+        self.model = bundle.model.eval()
+        self.pipeline = FeaturesToProbs(self.frontend, self.model).eval()
+        if fast:
+            self.pipeline = frozen(self.pipeline, torch.zeros(1, bundle.frontend.clip_samples))
+
+    @classmethod
+    def from_file(cls, path: str | Path, weights: str | Path | None = None) -> "Recognizer":
+        """The model file, with personal weights (`audrey personalize`) applied when given."""
+        from audrey.training.personal import load_bundle
+
+        return cls(load_bundle(Path(path), Path(weights) if weights else None))
+
+    @property
+    def sample_rate(self) -> int:
+        return self.bundle.frontend.sample_rate
+
+    def prepare(self, wave: np.ndarray) -> np.ndarray:
+        return prepare(wave, self.bundle.frontend)
+
+    @torch.inference_mode()
+    def probabilities(self, waves: list[np.ndarray]) -> torch.Tensor:
+        """Class probabilities for single-digit waveforms at the model's rate (trimmed here)."""
+        return self.pipeline(prepared_batch(waves, self.bundle.frontend))
+
+    def predict(self, waves: list[np.ndarray]) -> list[Prediction]:
+        out = []
+        for p in self.probabilities(waves):
+            top = torch.topk(p, 3)
+            out.append(Prediction(int(top.indices[0]), float(top.values[0]),
+                                  [(int(i), float(v)) for i, v in zip(top.indices, top.values)], p.tolist()))
+        return out
+
+    def predict_files(self, paths: list[Path]) -> list[Prediction]:
+        if not paths:
+            raise AudreyError("no audio files given")
+        waves = [waveform.load_audio(p, self.sample_rate, max_seconds=waveform.MAX_DIGIT_SECONDS) for p in paths]
+        return self.predict(waves)

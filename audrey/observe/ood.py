@@ -1,0 +1,205 @@
+"""Out-of-distribution score: how unlike the model's training digits an input is, read from the
+penultimate activations (`head.hook_embed`).
+
+The score is the squared Mahalanobis distance from a clip's embedding to the nearest class mean,
+with one covariance shared by all classes (Lee et al., 2018, "A simple unified framework for
+detecting out-of-distribution samples and adversarial attacks"). The means and the covariance are
+fitted on clips the model was trained on; the covariance is shrunk towards a scaled identity
+(`shrinkage`) so that a few hundred clips in 128 dimensions still give a stable inverse.
+
+The threshold that flags a clip is the `quantile` (99% by default) of the scores of speakers held
+out of the fit (when the fit data has at least three speakers; otherwise of the fit clips
+themselves, which is optimistic and recorded as such).
+
+Stored without pickle beside the model as `<model>.ood.safetensors`: means and precision matrix as
+tensors; threshold, layer and a digest of the model's weights as JSON metadata, so statistics are
+never applied to a model they were not fitted for.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audrey.errors import AudreyError
+from audrey.models.modelfile import companion_path, model_digest
+
+FORMAT = "audrey-ood/1"
+SUFFIX = ".ood.safetensors"
+LAYER = "head.hook_embed"
+SHRINKAGE = 0.1
+QUANTILE = 0.99
+HOLD_OUT_FRACTION = 0.25  # share of the fit speakers held out to set the threshold
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    """models/starter.safetensors -> models/starter.ood.safetensors"""
+    return companion_path(model_path, SUFFIX)
+
+
+@torch.no_grad()
+def embeddings(model, feats: torch.Tensor, layer: str = LAYER, batch: int = 256) -> torch.Tensor:
+    """(N, D) activations at `layer` (a (batch, D) hook point) for (N, mels, frames) features."""
+    model.eval()
+    out = []
+    for i in range(0, len(feats), batch):
+        _, cache = model.run_with_cache(feats[i : i + batch], [layer])
+        out.append(cache[layer].reshape(len(feats[i : i + batch]), -1).float())
+    return torch.cat(out)
+
+
+def class_statistics(embeds: torch.Tensor, labels: torch.Tensor, shrinkage: float = SHRINKAGE
+                     ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """Class means (C, D), shared precision (D, D) and the classes present, in float64 then float32."""
+    x = embeds.double()
+    classes = sorted(set(labels.tolist()))
+    means = torch.stack([x[labels == c].mean(0) for c in classes])
+    centred = x - means[torch.tensor([classes.index(c) for c in labels.tolist()])]
+    cov = centred.T @ centred / max(1, len(x) - len(classes))
+    d = cov.shape[0]
+    cov = (1 - shrinkage) * cov + shrinkage * (torch.trace(cov) / d) * torch.eye(d, dtype=cov.dtype)
+    precision = torch.linalg.inv(cov + 1e-9 * torch.eye(d, dtype=cov.dtype))
+    return means.float(), precision.float(), classes
+
+
+def mahalanobis(embeds: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+    """(N, C) squared Mahalanobis distances of (N, D) embeddings to each class mean."""
+    diff = embeds.float()[:, None, :] - means[None]  # (N, C, D)
+    return torch.einsum("ncd,de,nce->nc", diff, precision, diff)
+
+
+@dataclass
+class OODStats:
+    means: torch.Tensor  # (C, D)
+    precision: torch.Tensor  # (D, D)
+    threshold: float  # scores above this are flagged
+    layer: str = LAYER
+    model_digest: str = ""
+    info: dict = field(default_factory=dict)  # how it was fitted: clips, speakers, shrinkage, quantile, ...
+
+    def scores(self, embeds: torch.Tensor) -> torch.Tensor:
+        """(N,) squared Mahalanobis distance to the nearest class mean: higher = less like training."""
+        return mahalanobis(embeds, self.means, self.precision).min(dim=1).values
+
+    def score_features(self, model, feats: torch.Tensor) -> torch.Tensor:
+        return self.scores(embeddings(model, feats, self.layer))
+
+    def describe(self, score: float) -> dict:
+        return {"score": round(float(score), 2), "threshold": round(self.threshold, 2), "flagged": bool(score > self.threshold)}
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save
+
+        from audrey.atomic import atomic_write_bytes
+
+        meta = {"format": FORMAT, "layer": self.layer, "threshold": repr(float(self.threshold)),
+                "model_digest": self.model_digest, "info": json.dumps(self.info)}
+        blob = save({"means": self.means.contiguous(), "precision": self.precision.contiguous()}, metadata=meta)
+        return atomic_write_bytes(Path(path), blob)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "OODStats":
+        from audrey.models.modelfile import read_safetensors
+
+        meta, tensors = read_safetensors(path, FORMAT, "OOD statistics file",
+                                         "make one with `audrey ood-fit` (delete a damaged one first)")
+        try:
+            return cls(tensors["means"], tensors["precision"], float(meta["threshold"]), meta.get("layer", LAYER),
+                       meta.get("model_digest", ""), json.loads(meta.get("info", "{}")))
+        except (KeyError, ValueError) as exc:
+            raise AudreyError(f"{path}: damaged OOD statistics ({exc}); run `audrey ood-fit` again") from None
+
+    def check_model(self, model, where: str | Path) -> None:
+        if self.model_digest and self.model_digest != model_digest(model):
+            raise AudreyError(f"{where}: OOD statistics were fitted for another model; run "
+                              "`audrey ood-fit --model <this model>` again (or delete the file)")
+
+
+def fit_ood(model, feats: torch.Tensor, labels: torch.Tensor, speakers: list[str] | None = None,
+            shrinkage: float = SHRINKAGE, quantile: float = QUANTILE, seed: int = 0) -> OODStats:
+    """Class means and shared covariance on every fit clip; the threshold from held-out speakers."""
+    if len(feats) != len(labels):
+        raise AudreyError(f"{len(feats)} feature rows but {len(labels)} labels")
+    if len(set(labels.tolist())) < 2:
+        raise AudreyError("OOD statistics need clips of at least two digits; pass --data with a labelled corpus")
+    if not 0.5 <= quantile < 1:
+        raise AudreyError(f"quantile {quantile}: expected 0.5 <= quantile < 1")
+    embeds = embeddings(model, feats)
+    means, precision, classes = class_statistics(embeds, labels, shrinkage)
+    info = {"clips": len(feats), "classes": classes, "shrinkage": shrinkage, "quantile": quantile, "dim": embeds.shape[1]}
+    spk = sorted(set(speakers)) if speakers is not None else []
+    held = set()
+    if len(spk) >= 3:
+        held = set(random.Random(seed).sample(spk, max(1, round(HOLD_OUT_FRACTION * len(spk)))))
+        mask = torch.tensor([s in held for s in speakers])
+        if len(set(labels[~mask].tolist())) == len(classes):
+            m, p, _ = class_statistics(embeds[~mask], labels[~mask], shrinkage)
+            held_scores = mahalanobis(embeds[mask], m, p).min(dim=1).values
+            info["threshold_from"] = f"{int(mask.sum())} clips of {len(held)} speakers held out of the fit"
+        else:
+            held = set()
+    if not held:
+        held_scores = mahalanobis(embeds, means, precision).min(dim=1).values
+        info["threshold_from"] = "the fit clips themselves (fewer than 3 speakers: optimistic)"
+    threshold = float(torch.quantile(held_scores, quantile))
+    return OODStats(means, precision, threshold, LAYER, model_digest(model), info)
+
+
+def fit_from_clips(bundle, clips, **kw) -> OODStats:
+    from audrey.data.features import clip_features
+
+    feats, clips = clip_features(clips, bundle.frontend, desc="features (OOD fit)")
+    stats = fit_ood(bundle.model, feats, torch.tensor([c.digit for c in clips]), [c.speaker for c in clips], **kw)
+    stats.info["speakers"] = len({c.speaker for c in clips})
+    stats.info["sources"] = sorted({c.source for c in clips})
+    return stats
+
+
+def load_for(model_path: str | Path, model, path: str | Path | None = None, required: bool = False) -> OODStats | None:
+    """The OOD statistics beside `model_path` (or at `path`), checked against the model; None when
+    there are none and none were asked for."""
+    path = Path(path) if path else sidecar_path(model_path)
+    if not path.exists():
+        if required:
+            raise AudreyError(f"{path}: no OOD statistics for {model_path}; make them with "
+                              f"`audrey ood-fit --model {model_path} --data <its training corpora>`")
+        return None
+    stats = OODStats.load(path)
+    stats.check_model(model, path)
+    return stats
+
+
+def score_waves(bundle, stats: OODStats, waves: list[np.ndarray]) -> torch.Tensor:
+    """OOD scores of single-digit waveforms at the model's rate (prepared here, as the recognizer does)."""
+    from audrey.audio.frontend import features
+
+    feats = features(waves, bundle.frontend)
+    return stats.score_features(bundle.model, feats)
+
+
+def auroc(negatives, positives) -> float:
+    """Area under the ROC curve for telling `positives` (higher scores expected) from `negatives`:
+    the probability that a random positive outscores a random negative, ties counting half."""
+    neg = np.asarray(negatives, dtype=np.float64).ravel()
+    pos = np.asarray(positives, dtype=np.float64).ravel()
+    if not len(neg) or not len(pos):
+        raise ValueError("AUROC needs at least one score on each side")
+    allv = np.concatenate([neg, pos])
+    order = allv.argsort(kind="mergesort")
+    ranks = np.empty(len(allv))
+    sorted_v = allv[order]
+    # average ranks over ties
+    i = 0
+    while i < len(sorted_v):
+        j = i
+        while j + 1 < len(sorted_v) and sorted_v[j + 1] == sorted_v[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    r_pos = ranks[len(neg):].sum()
+    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

@@ -1,0 +1,416 @@
+"""Run tracking: every command that produces results (train, personalize, eval, probe) logs through a
+`Tracker`, which writes the same figures twice:
+
+- a local run record, `runs/<time>-<kind>-<name>.json` (config, per-epoch history, summary, tables,
+  artifacts), read by `audrey runs list|compare` with no account and no network;
+- a Weights & Biases run: offline by default (./wandb/, uploaded later by `audrey runs sync`),
+  `online`, or `disabled` (nothing written, no wandb import).
+
+Mode: `--wandb` wins, then WANDB_MODE, then offline. Project, group and tags: the options, then
+WANDB_PROJECT, WANDB_RUN_GROUP and WANDB_TAGS (comma-separated), as W&B users expect.
+
+Lineage: a model file is logged as an artifact whose alias is the digest of its weights (`w-<digest>`),
+so the same weights are the same artifact version wherever they were logged. A run that starts from a
+model (personal weights from a base) declares it as an input: at once when online; when offline W&B
+cannot (it needs the server), so the run record keeps the use and `audrey runs sync` declares it after
+uploading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audrey.atomic import atomic_write_bytes
+from audrey.errors import AudreyError
+from audrey.plots import pyplot, save_figure
+
+MODES = ("online", "offline", "disabled")
+RUNS_DIR = Path("runs")
+
+
+def resolve_mode(mode: str | None) -> str:
+    mode = (mode or os.environ.get("WANDB_MODE") or "offline").lower()
+    if mode == "dryrun":  # W&B's old name for offline
+        mode = "offline"
+    if mode not in MODES:
+        raise AudreyError(f"W&B mode {mode!r} is not one of {', '.join(MODES)} (--wandb or WANDB_MODE)")
+    return mode
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    """What the CLI's --wandb / --project / --group / --tag options say (None: the environment's)."""
+
+    mode: str | None = None
+    project: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+
+    def resolved(self) -> dict:
+        env_tags = [t.strip() for t in os.environ.get("WANDB_TAGS", "").split(",") if t.strip()]
+        return {"mode": resolve_mode(self.mode),
+                "project": self.project or os.environ.get("WANDB_PROJECT") or "audrey",
+                "group": self.group or os.environ.get("WANDB_RUN_GROUP"),
+                "tags": list(self.tags) or env_tags}
+
+
+def system_info() -> dict:
+    import torch
+
+    from audrey.models.modelfile import code_version
+
+    return {"code_version": code_version(), "python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+
+
+def slug(text: str) -> str:
+    """A W&B artifact name / file-name-safe version of `text`."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:100] or "run"
+
+
+@dataclass
+class Tracker:
+    """One run. Use as a context manager (or call finish()); every method is cheap when disabled."""
+
+    kind: str  # train | personalize | eval | probe
+    config: dict
+    options: TrackingOptions = field(default_factory=TrackingOptions)
+    name: str | None = None
+    runs_dir: Path = RUNS_DIR
+
+    def __post_init__(self):
+        opts = self.options.resolved()
+        self.mode = opts["mode"]
+        self.started = time.time()
+        self.seconds = 0.0  # spent inside this tracker's calls: the logging overhead
+        self.timing: dict[str, float] = {}  # ...by kind of call (per-epoch `log` vs one-off tables, artifacts)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.started))
+        self.id = f"{stamp}-{self.kind}-{slug(self.name or 'run')}"
+        self.record = {"id": self.id, "kind": self.kind, "name": self.name,
+                       "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+                       "config": self.config, "system": system_info(), "history": [], "summary": {}, "tables": {},
+                       "artifacts": [], "uses": [], "wandb": {"mode": self.mode, "project": opts["project"],
+                                                              "group": opts["group"], "tags": opts["tags"]}}
+        self.run = None
+        if self.mode == "disabled":
+            return
+        t = time.perf_counter()
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")
+        try:
+            self.run = wandb.init(project=opts["project"], group=opts["group"], tags=opts["tags"] or None,
+                                  name=self.name, job_type=self.kind, mode=self.mode, reinit="create_new",
+                                  config={**self.config, "system": self.record["system"]},
+                                  dir=os.environ.get("WANDB_DIR"))
+        except Exception as exc:  # no network, no login, bad project name...
+            raise AudreyError(f"W&B could not start a {self.mode} run ({str(exc).splitlines()[0]}); "
+                              "use --wandb offline (or disabled)") from None
+        self.record["wandb"].update({"id": self.run.id, "dir": str(Path(self.run.dir).parent),
+                                     "entity": getattr(self.run, "entity", None) if self.mode == "online" else None})
+        self._spent("init", t)
+
+    def _spent(self, what: str, since: float) -> None:
+        """Account the time since `since` to `what`: the logging overhead, by kind of call."""
+        dt = time.perf_counter() - since
+        self.seconds += dt
+        self.timing[what] = self.timing.get(what, 0.0) + dt
+
+    # --- what runs log ---
+
+    def log(self, metrics: dict, step: int | None = None) -> None:
+        """Scalars for one step (an epoch): kept in the record's history and sent to W&B."""
+        t = time.perf_counter()
+        self.record["history"].append({**({"step": step} if step is not None else {}), **metrics})
+        if self.run is not None:
+            self.run.log(metrics, step=step)
+        self._spent("log", t)
+
+    def summary(self, values: dict) -> None:
+        t = time.perf_counter()
+        self.record["summary"].update(values)
+        if self.run is not None:
+            for key, value in values.items():
+                self.run.summary[key] = value
+        self._spent("summary", t)
+
+    def table(self, key: str, columns: list[str], rows: list[list], media: dict[str, list] | None = None) -> None:
+        """A table: plain values in the record; in W&B, plus `media` columns (name -> a wandb.Audio or
+        wandb.Image per row)."""
+        t = time.perf_counter()
+        self.record["tables"][key] = {"columns": columns, "rows": rows}
+        if self.run is not None:
+            import wandb
+
+            media = media or {}
+            data = [list(r) + [m[i] for m in media.values()] for i, r in enumerate(rows)]
+            self.run.log({key: wandb.Table(columns=list(columns) + list(media), data=data)})
+        self._spent("table", t)
+
+    def confusion(self, key: str, truth: list[int], predicted: list[int], labels: list[str]) -> None:
+        t = time.perf_counter()
+        n = len(labels)
+        matrix = [[0] * n for _ in range(n)]
+        for a, b in zip(truth, predicted):
+            matrix[a][b] += 1
+        self.record["tables"][key] = {"columns": ["true \\ predicted", *labels],
+                                      "rows": [[labels[i], *matrix[i]] for i in range(n)]}
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.plot.confusion_matrix(y_true=list(truth), preds=list(predicted), class_names=labels)})
+        self._spent("confusion", t)
+
+    def image(self, key: str, png: Path) -> None:
+        t = time.perf_counter()
+        self.record["summary"][key] = str(png)
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.Image(str(png))})
+        self._spent("image", t)
+
+    def clips(self, key: str, worst: list[dict], frontend) -> None:
+        """The misclassified clips as a table: in W&B each row has its wandb.Audio and log-mel image."""
+        columns = ["path", "speaker", "digit", "predicted", "confidence", "p_true"]
+        rows = [[w[c] for c in columns] for w in worst]
+        media = None
+        if self.run is not None and worst:
+            import wandb
+
+            t = time.perf_counter()
+            media = {"audio": [wandb.Audio(w["path"]) for w in worst],
+                     "spectrogram": [wandb.Image(spectrogram(Path(w["path"]), frontend)) for w in worst]}
+            self._spent("clips", t)
+        self.table(key, columns, rows, media)
+
+    def artifact(self, path: Path, name: str, type: str, digest: str, metadata: dict | None = None,
+                 uses: list[dict] | None = None) -> dict:
+        """Log a file as an artifact version aliased `w-<digest>`; `uses` are the artifacts it came
+        from ({"path", "name", "type", "digest"}), declared as this run's inputs (see the docstring)."""
+        t = time.perf_counter()
+        entry = {"path": str(path), "name": slug(name), "type": type, "alias": f"w-{digest}", "metadata": metadata or {}}
+        self.record["artifacts"].append(entry)
+        for u in uses or []:
+            self.record["uses"].append({**u, "name": slug(u["name"]), "alias": f"w-{u['digest']}",
+                                        "declared": self.mode == "online"})
+        if self.run is not None:
+            import wandb
+
+            for u in uses or []:
+                if self.mode == "online":
+                    base = wandb.Artifact(slug(u["name"]), type=u["type"], metadata={"digest": u["digest"]})
+                    base.add_file(str(u["path"]))
+                    self.run.use_artifact(base, aliases=[f"w-{u['digest']}"])
+            art = wandb.Artifact(slug(name), type=type, metadata={**(metadata or {}), "digest": digest,
+                                                                   "inputs": [f"{slug(u['name'])}:w-{u['digest']}" for u in uses or []]})
+            art.add_file(str(path))
+            self.run.log_artifact(art, aliases=["latest", f"w-{digest}"])
+        self._spent("artifact", t)
+        return entry
+
+    # --- the end ---
+
+    def finish(self) -> Path | None:
+        """Write the run record and close the W&B run. Returns the record's path (None when disabled)."""
+        t = time.perf_counter()
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+        self._spent("finish", t)
+        self.record["summary"]["tracking_seconds"] = round(self.seconds, 3)
+        self.record["tracking_timing"] = {k: round(v, 4) for k, v in self.timing.items()}
+        self.record["seconds"] = round(time.time() - self.started, 2)
+        if self.mode == "disabled":
+            return None
+        path = Path(self.runs_dir) / f"{self.id}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while path.exists():  # two runs of one name in the same second: keep both
+            n += 1
+            self.id = self.record["id"] = f"{self.id.rsplit('~', 1)[0]}~{n}"
+            path = Path(self.runs_dir) / f"{self.id}.json"
+        atomic_write_bytes(path, json.dumps(self.record, indent=2, default=str).encode(), durable=False)
+        return path
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None:
+            self.record["summary"]["failed"] = f"{exc[0].__name__}: {exc[1]}"
+        self.path = self.finish()
+
+
+def spectrogram(path: Path, frontend) -> "object":
+    """An RGB array of a clip's log-mel spectrogram (what the model sees), for wandb.Image."""
+    plt = pyplot()
+    import numpy as np
+
+    from audrey.audio.frontend import features, load_clip
+
+    feats = features([load_clip(path, frontend)], frontend)[0].numpy()
+    fig, ax = plt.subplots(figsize=(3, 1.6), dpi=80)
+    ax.imshow(feats, origin="lower", aspect="auto", cmap="magma")
+    ax.set_axis_off()
+    fig.tight_layout(pad=0)
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image
+
+
+def log_evaluation(tracker: Tracker, ev, bundle, prefix: str = "test", worst: int = 10) -> None:
+    """What every evaluation logs: accuracy, per-speaker and per-digit tables, the confusion matrix,
+    the worst clips with audio and spectrogram."""
+    from audrey import DIGIT_WORDS
+
+    tracker.summary({f"{prefix}_acc": ev.accuracy, f"{prefix}_clips": len(ev.clips)})
+    tracker.table(f"{prefix}/per_speaker", ["speaker", "accuracy"], [[s, a] for s, a in ev.per_speaker().items()])
+    tracker.table(f"{prefix}/per_digit", ["digit", "word", "accuracy"], [[d, DIGIT_WORDS[d], a] for d, a in ev.per_digit().items()])
+    tracker.confusion(f"{prefix}/confusion", ev.labels.tolist(), ev.predictions.tolist(), list(bundle.labels))
+    tracker.clips(f"{prefix}/worst", ev.worst(worst), bundle.frontend)
+
+
+# --- the local run records: list, compare, sync ----------------------------------------------------
+
+
+def read_records(runs_dir: Path = RUNS_DIR) -> list[dict]:
+    records = []
+    for path in sorted(Path(runs_dir).glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # not a run record (or a damaged one): `runs list` shows what it can
+        if isinstance(rec, dict) and "kind" in rec:
+            rec.setdefault("id", path.stem)
+            rec["_path"] = str(path)
+            records.append(rec)
+    return records
+
+
+def find_record(ref: str, records: list[dict]) -> dict:
+    """A run by its id, any part of it that is unique (`train-cnn`, `0212`), or its record's path."""
+    exact = [r for r in records if ref in (r["id"], r["_path"])]
+    matches = exact or [r for r in records if ref in r["id"]]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise AudreyError(f"run {ref!r}: no such run record in {RUNS_DIR}/; see `audrey runs list`")
+    raise AudreyError(f"run {ref!r} matches {len(matches)} runs ({', '.join(m['id'] for m in matches[:4])}); give more of its id")
+
+
+def headline(rec: dict) -> dict:
+    """The figures a comparison table shows for one run."""
+    s, cfg = rec.get("summary", {}), rec.get("config", {})
+    train = cfg.get("train", {})
+    hist = [h for h in rec.get("history", []) if "val_acc" in h]
+    return {
+        "run": rec["id"], "kind": rec["kind"],
+        "arch": train.get("arch") or cfg.get("arch") or "",
+        "data": ",".join(Path(d).name for d in cfg.get("data", [])) if isinstance(cfg.get("data"), list) else str(cfg.get("data", "")),
+        "split": cfg.get("split", ""),
+        "epochs": len(rec.get("history", [])) or "",
+        "best val": max(h["val_acc"] for h in hist) if hist else s.get("best_val_acc", ""),
+        "test": s.get("test_acc", ""),
+        "after": s.get("after", ""),
+        "seconds": rec.get("seconds", ""),
+        "wandb": rec.get("wandb", {}).get("mode", ""),
+    }
+
+
+def plot_curves(records: list[dict], path: Path) -> Path:
+    """Learning curves of several runs overlaid: training loss and validation accuracy per epoch."""
+    plt = pyplot()
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for rec in records:
+        hist = rec.get("history", [])
+        label = f"{rec['id']} ({headline(rec)['arch']})"
+        steps = [h.get("step", h.get("epoch", i + 1)) for i, h in enumerate(hist)]
+        if any("train_loss" in h for h in hist):
+            ax_loss.plot(steps, [h.get("train_loss") for h in hist], marker=".", label=label)
+        if any("val_acc" in h for h in hist):
+            ax_acc.plot(steps, [100 * h["val_acc"] if "val_acc" in h else None for h in hist], marker=".", label=label)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy (held-out speakers)")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(lw=0.3)
+    ax_acc.legend(fontsize=7, loc="lower right")
+    return save_figure(fig, path, dpi=110)
+
+
+def config_differences(records: list[dict]) -> dict[str, list]:
+    """Flattened config keys whose values differ between the runs."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in (d or {}).items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    flats = [flat(r.get("config", {})) for r in records]
+    keys = sorted(set().union(*flats))
+    return {k: [f.get(k) for f in flats] for k in keys if len({json.dumps(f.get(k), default=str) for f in flats}) > 1}
+
+
+def sync(records: list[dict], runs_dir: Path = RUNS_DIR, dry_run: bool = False) -> list[dict]:
+    """Upload the offline W&B runs of these records with `wandb sync`, then declare the inputs their
+    artifacts came from (W&B cannot while offline). Marks each record synced. Returns what was done."""
+    import subprocess
+    import sys
+
+    done = []
+    for rec in records:
+        wb = rec.get("wandb", {})
+        if wb.get("mode") != "offline" or wb.get("synced") or not wb.get("dir"):
+            continue
+        run_dir = Path(wb["dir"])
+        if not run_dir.exists():
+            done.append({"run": rec["id"], "status": f"skipped: {run_dir} is gone"})
+            continue
+        if dry_run:
+            done.append({"run": rec["id"], "status": f"would sync {run_dir}"})
+            continue
+        cmd = [sys.executable, "-m", "wandb", "sync", "--project", wb.get("project") or "audrey", str(run_dir)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr or proc.stdout).strip().splitlines()
+            raise AudreyError(f"wandb sync {run_dir} failed ({last[-1] if last else 'no output'}); "
+                              "check `wandb login` and the network, then run `audrey runs sync` again")
+        declared = declare_uses(rec)
+        wb["synced"] = True
+        path = Path(rec["_path"])
+        clean = {k: v for k, v in rec.items() if k != "_path"}
+        atomic_write_bytes(path, json.dumps(clean, indent=2, default=str).encode(), durable=False)
+        done.append({"run": rec["id"], "status": "synced", "inputs_declared": declared})
+    return done
+
+
+def declare_uses(rec: dict) -> int:
+    """After a sync: mark the artifacts a run started from as its inputs, through the W&B API."""
+    pending = [u for u in rec.get("uses", []) if not u.get("declared")]
+    if not pending:
+        return 0
+    import wandb
+
+    wb = rec["wandb"]
+    api = wandb.Api()
+    entity = wb.get("entity") or api.default_entity
+    run = api.run(f"{entity}/{wb['project']}/{wb['id']}")
+    for u in pending:
+        try:
+            run.use_artifact(api.artifact(f"{entity}/{wb['project']}/{u['name']}:{u['alias']}"))
+            u["declared"] = True
+        except Exception as exc:  # the base was never uploaded: lineage stays in the record
+            u["declare_error"] = str(exc).splitlines()[0]
+    return sum(bool(u.get("declared")) for u in pending)
