@@ -63,20 +63,23 @@ def print_json(obj) -> None:
 @data_app.command("fetch")
 @user_errors
 def data_fetch(
-    corpus: str = typer.Argument(..., help="Corpus to fetch: audiomnist"),
-    dest: Path = typer.Option(Path("data/audiomnist"), help="Where the corpus goes"),
+    corpus: str = typer.Argument(..., help="Corpus to fetch: audiomnist (60 speakers, ~1 GB) or fsdd (6 speakers, 27 MB of clips)"),
+    dest: Optional[Path] = typer.Option(None, help="Where the corpus goes (default: data/<corpus>)"),
     source: Optional[str] = typer.Option(None, help="Archive already on disk (path or file:// URL), or another URL"),
     sha256: Optional[str] = typer.Option(None, help="Expected SHA-256 of the archive"),
-    expected_clips: int = typer.Option(30_000, help="Clips the archive must hold"),
+    expected_clips: Optional[int] = typer.Option(None, help="Clips the archive must hold (default: audiomnist 30000, fsdd 3000)"),
     force: bool = typer.Option(False, help="Fetch and unpack again even if already verified"),
 ):
-    """Download, verify and unpack a corpus (resumable; progress shown)."""
-    from audrey.data.fetch import fetch_audiomnist
+    """Download, verify and unpack a corpus from its public GitHub archive (resumable; progress shown).
 
-    if corpus.lower() != "audiomnist":
-        raise AudreyError(f"unknown corpus {corpus!r}; `audrey data fetch` knows: audiomnist")
-    out = fetch_audiomnist(dest, source, sha256, expected_clips, force)
-    err.print(f"AudioMNIST ready in {out} ({expected_clips} clips verified)")
+    Then train or evaluate on it with `--data data/<corpus>`.
+    """
+    from audrey.data.fetch import corpus_named, fetch
+
+    spec = corpus_named(corpus)
+    out = fetch(spec, dest or Path("data") / spec.name, source, sha256, expected_clips, force)
+    clips = spec.clips if expected_clips is None else expected_clips
+    err.print(f"{spec.title} ready in {out} ({clips} clips verified)")
 
 
 @data_app.command("stats")
