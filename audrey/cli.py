@@ -369,7 +369,7 @@ def recordings_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
 ):
     """Takes per digit for each speaker, and the takes that fail today's quality gate."""
-    from audrey.recording.session import print_recordings, recordings_report
+    from audrey.recording.report import print_recordings, recordings_report
 
     report = recordings_report(root, speaker)
     if as_json:
@@ -463,7 +463,7 @@ def ood_scores(path: Path, bundle, files: List[Path], required: bool = False) ->
     if stats is None:
         return None
     rate = bundle.frontend.sample_rate
-    waves = [waveform.load_audio(f, rate, max_seconds=waveform.MAX_DIGIT_SECONDS) for f in files]
+    waves = [waveform.load_audio(f, rate, max_seconds=waveform.MAX_CLIP_FILE_SECONDS) for f in files]
     return [stats.describe(s) for s in score_waves(bundle, stats, waves).tolist()]
 
 

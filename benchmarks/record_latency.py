@@ -5,7 +5,7 @@
 Needs espeak-ng and PulseAudio (../shared/tools/vmic-up is run first). Two views:
 1. in-process, the recorder's own clock: from the arrival of the audio block that holds the last
    loud frame to the take renamed into place (includes the end-of-take pause the recorder waits
-   for, record.TAKE_END_SECONDS, which is there to catch a second word; the rest is processing);
+   for, vad.RECORDER.hangover, which is there to catch a second word; the rest is processing);
 2. from outside, `audrey record --auto` as a subprocess: from the moment the end of the spoken
    digit leaves paplay (paplay's exit minus the clip's trailing silence) to the SAVED line.
 """
@@ -105,15 +105,15 @@ def main() -> None:
     up = subprocess.run([str(VMIC_UP)], capture_output=True, text=True)
     if up.returncode != 0:
         sys.exit(f"virtual microphone did not start: {up.stderr.strip()}")
-    from audrey.recording.session import TAKE_END_SECONDS
+    from audrey.audio.vad import RECORDER
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         clips = render(tmp)
         lat = in_process(clips, args.takes, tmp / "rec")
         show("in-process (recorder clock)", lat, args.takes)
-        proc = np.array(lat) * 1000 - TAKE_END_SECONDS * 1000
-        print(f"  of which the end-of-take pause is {TAKE_END_SECONDS * 1000:.0f} ms by design; "
+        proc = np.array(lat) * 1000 - RECORDER.hangover * 1000
+        print(f"  of which the end-of-take pause is {RECORDER.hangover * 1000:.0f} ms by design; "
               f"the rest (segmenting, gate, fsync'd write): p50 {np.percentile(proc, 50):.0f} ms, p95 {np.percentile(proc, 95):.0f} ms")
         show("external (audrey record --auto, from paplay)", external(clips, args.takes, tmp / "rec"), args.takes)
 

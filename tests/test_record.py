@@ -24,15 +24,11 @@ from audrey.audio.waveform import load_audio, trim_silence, write_audio
 from audrey.cli import app
 from audrey.errors import AudreyError
 from audrey.audio.mic import FileStream, MicStream
-from audrey.recording.session import (
-    check_speaker,
-    cleanup_temp_files,
-    next_take_numbers,
-    parse_digits,
-    plan_prompts,
-    record,
-    speaker_lock,
-)
+from audrey.audio.vad import FRAME_SECONDS, RECORDER
+from audrey.recording.capture import Listener
+from audrey.recording.prompts import parse_digits, plan_prompts
+from audrey.recording.session import record
+from audrey.recording.takes import check_speaker, cleanup_temp_files, next_take_numbers, speaker_lock
 
 RATE = 16000
 
@@ -103,6 +99,12 @@ def test_speaker_names():
     for bad in ("", "a b", "../x", "x/y", ".hidden", "a_b", "7", "seven", "x" * 41):
         with pytest.raises(AudreyError, match="--speaker"):
             check_speaker(bad)
+
+
+def test_the_recorder_hears_takes_with_its_preset():
+    lis = Listener(FileStream(RATE))
+    assert lis.seg.settings is RECORDER
+    assert lis.seg.hangover_frames == round(RECORDER.hangover / FRAME_SECONDS)
 
 
 # --- sessions ------------------------------------------------------------------------------------
@@ -291,7 +293,7 @@ def test_no_input_device_is_one_clear_error(monkeypatch, tmp_path):
 
 
 def test_sounddevice_is_imported_lazily():
-    code = "import sys, audrey.cli, audrey.recording.session, audrey.audio.mic, audrey.audio.vad, audrey.audio.gate; print('sounddevice' in sys.modules)"
+    code = "import sys, audrey.cli, audrey.recording.session, audrey.recording.report, audrey.audio.mic, audrey.audio.vad, audrey.audio.gate; print('sounddevice' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

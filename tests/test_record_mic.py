@@ -25,7 +25,7 @@ import soundfile as sf
 from scipy.signal import correlate
 
 from audrey.audio.waveform import load_audio, speech_bounds
-from audrey.audio.vad import MARGIN_SECONDS
+from audrey.audio.vad import RECORDER
 
 pytestmark = pytest.mark.mic
 
@@ -130,7 +130,7 @@ def test_record_auto_end_to_end(vmic, espeak_digit, tmp_path):
         # trimmed: the digit plus the recorder's margins, not seconds of silence
         ref = refs[(digit, voice)]
         s, e = speech_bounds(ref, sr=RATE)
-        assert len(audio) / RATE <= (e - s) / RATE + 2 * MARGIN_SECONDS + 0.1, f"{path.name} is not trimmed"
+        assert len(audio) / RATE <= (e - s) / RATE + 2 * RECORDER.margin + 0.1, f"{path.name} is not trimmed"
 
 
 def test_gate_rejects_bad_takes_through_the_microphone(vmic, espeak_digit, tmp_path):

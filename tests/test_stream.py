@@ -20,9 +20,10 @@ import soundfile as sf
 import torch
 
 from audrey import DIGIT_WORDS
+from audrey.audio.vad import LIVE
 from audrey.errors import AudreyError
 from audrey.live.reject import Verdict, add_noise, compose, noise_burst
-from audrey.live.stream import HANGOVER_SECONDS, MAX_SEGMENT_SECONDS, MAX_STRING_DIGITS, DigitStream, transcribe_file
+from audrey.live.stream import MAX_STRING_DIGITS, DigitStream, transcribe_file
 from helpers import fsdd_root, one_line_error, spoken
 
 CLI = [sys.executable, "-c", "from audrey.cli import main; main()"]
@@ -114,7 +115,7 @@ def test_events_are_emitted_as_soon_as_a_digit_ends():
             seen.append((e, (i + block) / RATE))
     digit_delays = [t - e.end for e, t in seen if e.kind == "digit"]
     assert len(digit_delays) == 3
-    assert all(HANGOVER_SECONDS - 0.001 <= d <= HANGOVER_SECONDS + 0.021 for d in digit_delays), digit_delays
+    assert all(LIVE.hangover - 0.001 <= d <= LIVE.hangover + 0.021 for d in digit_delays), digit_delays
     close_delays = [t - e.end for e, t in seen if e.kind == "string"]
     assert len(close_delays) == 2 and all(0.9 - 1e-6 <= d <= 0.92 for d in close_delays), close_delays
 
@@ -169,7 +170,7 @@ def test_string_length_is_bounded():
 
 def test_endless_noise_keeps_memory_bounded():
     """A minute of loud babble-like noise never accumulates audio: segments are cut at
-    MAX_SEGMENT_SECONDS and the segmenter holds no more than that."""
+    LIVE.max_seconds and the segmenter holds no more than that."""
     rng = np.random.default_rng(2)
     stream = DigitStream(ToneJudge(), RATE)
     stream.feed(np.zeros(RATE // 2, np.float32))  # the room's silence first: the noise is a new sound
@@ -178,7 +179,7 @@ def test_endless_noise_keeps_memory_bounded():
         env = 0.3 * (1 + 0.5 * np.sin(np.linspace(0, 40, RATE)))  # a level that never settles
         events += stream.feed((env * rng.standard_normal(RATE)).astype(np.float32))
         longest_hold = max(longest_hold, sum(len(f) for f in stream.segmenter._frames))
-    assert longest_hold <= (MAX_SEGMENT_SECONDS + 0.3) * RATE
+    assert longest_hold <= (LIVE.max_seconds + 0.3) * RATE
     assert not [e for e in events if e.kind == "digit"]
 
 
@@ -192,7 +193,7 @@ def test_latency_is_measured_from_capture_time():
         events += stream.feed(audio[i : i + 320], captured=time.monotonic())
     digit = next(e for e in events if e.kind == "digit")
     # the block that ends the digit was "captured" just now: latency ~ the hangover after the speech end
-    assert HANGOVER_SECONDS - 0.01 <= digit.latency <= HANGOVER_SECONDS + 0.1
+    assert LIVE.hangover - 0.01 <= digit.latency <= LIVE.hangover + 0.1
     assert digit.to_dict()["latency_ms"] == pytest.approx(digit.latency * 1000, abs=0.1)
 
 

@@ -76,7 +76,7 @@ def prepared_batch(waves, cfg: FrontendConfig, rate: int | None = None) -> torch
 
 def load_clip(path, cfg: FrontendConfig) -> np.ndarray:
     """One single-digit clip from a file, at the frontend's rate (`features` prepares it)."""
-    return waveform.load_audio(path, cfg.sample_rate, max_seconds=waveform.MAX_DIGIT_SECONDS)
+    return waveform.load_audio(path, cfg.sample_rate, max_seconds=waveform.MAX_CLIP_FILE_SECONDS)
 
 
 @torch.no_grad()

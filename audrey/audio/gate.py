@@ -20,9 +20,8 @@ CLIP_MIN_SAMPLES = 3  # ...and never fewer than this many
 QUIET_DB = -40.0  # dBFS; the loudest 10 ms of a digit must reach this, or the input gain is far too low
 MIN_SNR_DB = 20.0  # speech must stand this far above the background (a quiet room gives 30-50 dB)
 SPEECH_PERCENTILE = 90  # "speech level": this percentile of the speech frames' levels (the vowel, not the fade)
-MIN_DIGIT_SECONDS = 0.15  # the shortest digits ("eight", "six" said fast) last ~0.2 s
-MAX_DIGIT_SECONDS = 1.5  # the slowest "seven" lasts under 1 s; longer is more than a digit
-WORD_GAP_SECONDS = 0.15  # a pause this long splits words; closures inside one digit stay under ~0.1 s
+MIN_DIGIT_SPEECH_SECONDS = 0.15  # speech in a take: the shortest digits ("eight", "six" said fast) last ~0.2 s
+MAX_DIGIT_SPEECH_SECONDS = 1.5  # ...and the slowest "seven" lasts under 1 s; longer is more than a digit
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class TakeStats:
 
     seconds: float
     clipped_fraction: float
-    words: int  # speech segments separated by at least WORD_GAP_SECONDS
+    words: int  # speech segments separated by at least vad.GATE.hangover
     speech_seconds: float  # first word's start to last word's end
     peak_db: float  # loudest 10 ms frame, dBFS
     speech_db: float  # typical level of the speech frames, dBFS
@@ -42,12 +41,11 @@ class TakeStats:
 def measure(audio: np.ndarray, rate: int) -> TakeStats:
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     clipped = float(np.mean(np.abs(audio) >= CLIP_LEVEL)) if len(audio) else 0.0
-    words = vad.segment(audio, rate, hangover=WORD_GAP_SECONDS)
+    words = vad.segment(audio, rate, vad.GATE)
     if not words:
         return TakeStats(len(audio) / rate, clipped, 0, 0.0, vad.FLOOR_MIN_DB, vad.FLOOR_MIN_DB, vad.FLOOR_MIN_DB, 0.0)
     first, last = words[0], words[-1]
-    frame = max(1, round(rate * vad.FRAME_SECONDS))
-    levels = vad.frame_levels(audio[first.speech_start : last.speech_end], frame)
+    levels = vad.frame_levels(audio[first.speech_start : last.speech_end], vad.frame_samples(rate))
     speech_db = float(np.percentile(levels, SPEECH_PERCENTILE)) if len(levels) else first.peak_db
     noise_db = first.floor_db  # the segmenter's adaptive floor when the first word began
     return TakeStats(
@@ -82,8 +80,8 @@ def check_stats(s: TakeStats, samples: int) -> str | None:
         )
     if s.words > 1:
         return f"more than one word: heard {s.words} words separated by pauses; say only the digit"
-    if s.speech_seconds < MIN_DIGIT_SECONDS:
-        return f"too short for one digit ({s.speech_seconds:.2f} s, needs at least {MIN_DIGIT_SECONDS} s); say the whole digit"
-    if s.speech_seconds > MAX_DIGIT_SECONDS:
-        return f"too long for one digit ({s.speech_seconds:.1f} s, at most {MAX_DIGIT_SECONDS} s); say only the digit, at a normal pace"
+    if s.speech_seconds < MIN_DIGIT_SPEECH_SECONDS:
+        return f"too short for one digit ({s.speech_seconds:.2f} s, needs at least {MIN_DIGIT_SPEECH_SECONDS} s); say the whole digit"
+    if s.speech_seconds > MAX_DIGIT_SPEECH_SECONDS:
+        return f"too long for one digit ({s.speech_seconds:.1f} s, at most {MAX_DIGIT_SPEECH_SECONDS} s); say only the digit, at a normal pace"
     return None

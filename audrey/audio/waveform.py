@@ -19,7 +19,7 @@ from audrey.errors import AudreyError
 SAMPLE_RATE = 8000  # Hz, the model's rate
 CLIP_SECONDS = 1.0  # a trimmed digit is centred in a window this long
 CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
-MAX_DIGIT_SECONDS = 10.0  # a "single digit" clip longer than this is a mistake, not a digit
+MAX_CLIP_FILE_SECONDS = 10.0  # a "single digit" clip file longer than this is a mistake (a long recording), not a digit
 TRIM_TOP_DB = 35.0  # frames quieter than the loudest frame by this much count as silence
 TRIM_FRAME = 200  # 25 ms frames at SAMPLE_RATE for the silence trimmer
 TRIM_MARGIN = 0.05  # seconds of context kept either side of the detected speech

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from audrey.audio.waveform import MAX_DIGIT_SECONDS
+from audrey.audio.waveform import MAX_CLIP_FILE_SECONDS
 from audrey.console import progress
 from audrey.data.corpora import Clip, read_corpus
 
@@ -53,7 +53,7 @@ def probe_clip(clip: Clip) -> tuple[int, float, str | None]:
     seconds = info.frames / info.samplerate if info.samplerate else 0.0
     if info.frames == 0:
         return info.samplerate, 0.0, f"{clip.path}: no audio samples"
-    if seconds > MAX_DIGIT_SECONDS:
+    if seconds > MAX_CLIP_FILE_SECONDS:
         return info.samplerate, seconds, f"{clip.path}: {seconds:.1f} s, too long for one digit"
     data, _ = sf.read(str(clip.path), dtype="float32", always_2d=True)
     if not np.isfinite(data).all():

@@ -87,5 +87,5 @@ class Recognizer:
     def predict_files(self, paths: list[Path]) -> list[Prediction]:
         if not paths:
             raise AudreyError("no audio files given")
-        waves = [waveform.load_audio(p, self.sample_rate, max_seconds=waveform.MAX_DIGIT_SECONDS) for p in paths]
+        waves = [waveform.load_audio(p, self.sample_rate, max_seconds=waveform.MAX_CLIP_FILE_SECONDS) for p in paths]
         return self.predict(waves)

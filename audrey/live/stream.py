@@ -15,7 +15,7 @@ Rejected segments neither add to a string nor break it (a cough inside a phone n
 they take is not pause, so a digit the rejection refused does not split "5283180" into "52" and
 "3180" (before this, 8 rejected digits split or cut 8 of 150 clean benchmark strings).
 
-Memory is bounded: the segmenter keeps at most MAX_SEGMENT_SECONDS of audio, the stream only the
+Memory is bounded: the segmenter keeps at most vad.LIVE.max_seconds of audio, the stream only the
 digits of the open string. `transcribe_file` reads a file in blocks through the same class, so a
 recording of any length takes constant memory, and what it reports for a file is what `listen`
 prints when the file is played into the microphone.
@@ -31,29 +31,16 @@ import numpy as np
 
 from audrey.audio.waveform import resample
 from audrey.errors import AudreyError
-from audrey.audio.vad import PRIME_PERCENTILE, Segment, Segmenter, frame_levels
+from audrey.audio.vad import LIVE, Segment, Segmenter, prime_floor_db
 
-HANGOVER_SECONDS = 0.1  # quiet this long ends a digit: under the shortest pause between digits in a
-#                         string (~0.15 s), over the closures inside one ("six", "eight"); it is most
-#                         of the latency from the end of a digit to its result
-MARGIN_SECONDS = 0.1  # context either side of a segment (the classifier re-trims it)
-MAX_SEGMENT_SECONDS = 2.0  # longer "speech" is cut here and rejected as too long: bounds memory and delay
 STRING_GAP_SECONDS = 0.9  # a pause this long closes the string
 MAX_STRING_DIGITS = 32  # a string this long is closed anyway
 PRIME_SECONDS = 30.0  # transcribe: the noise floor starts from this much of the file's beginning
-# Lower than the recorder's thresholds (vad.START_DB/STOP_DB, 10/6 dB), which judge one take in a
-# quiet room: in a digit string at 10 dB SNR those missed 1 digit in 10 and cut others in two. With
-# these, on the listen benchmark's 150 strings in pink noise at 10 dB, missed digits fell from 75 to 35
-# of 759; with the rejection recalibrated for them (reject.TARGET_ACCEPT), string accuracy rose from
-# 37% to 55% at 10 dB and from 94.7% to 96.0% clean, with false accepts unchanged.
-START_DB = 7.0
-STOP_DB = 4.0
 
 
 def make_segmenter(rate: int, initial_floor_db: float | None = None) -> Segmenter:
-    """The segmenter settings live and offline recognition (and the rejection's calibration) use."""
-    return Segmenter(rate, hangover=HANGOVER_SECONDS, margin=MARGIN_SECONDS, max_seconds=MAX_SEGMENT_SECONDS,
-                     initial_floor_db=initial_floor_db, start_db=START_DB, stop_db=STOP_DB)
+    """The segmenter live and offline recognition (and the rejection's calibration) use: vad.LIVE."""
+    return Segmenter(rate, LIVE, initial_floor_db)
 
 
 @dataclass
@@ -248,14 +235,13 @@ def _mono(block: np.ndarray, path: Path) -> np.ndarray:
 def transcribe_file(path: Path, judge, string_gap: float = STRING_GAP_SECONDS, block_seconds: float = 1.0) -> Transcript:
     """Every digit string in a recording of any length, read in blocks through `DigitStream`.
 
-    The noise floor starts at a low percentile of the first PRIME_SECONDS (as vad.segment does for a
-    whole recording): a file may begin mid-word, where a live stream would have heard the room first."""
+    The noise floor starts from the first PRIME_SECONDS (vad.prime_floor_db, as vad.segment does for
+    a whole recording): a file may begin mid-word, where a live stream would have heard the room first."""
     path = Path(path)
     with _open(path) as fh:
         rate = fh.samplerate
         head = _mono(fh.read(min(fh.frames, int(PRIME_SECONDS * rate)), dtype="float32", always_2d=True), path)
-        frame = max(1, round(rate * 0.01))
-        floor = float(np.percentile(frame_levels(head, frame), PRIME_PERCENTILE)) if len(head) >= frame else None
+        floor = prime_floor_db(head, rate)
         fh.seek(0)
         stream = DigitStream(judge, rate, string_gap, initial_floor_db=floor)
         events = []
