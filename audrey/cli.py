@@ -85,10 +85,11 @@ def data_fetch(
 @data_app.command("stats")
 @user_errors
 def data_stats(
-    paths: List[Path] = typer.Argument(..., help="Corpus folders (any layout Audrey reads)"),
+    paths: List[Path] = typer.Argument(..., help="Corpus folders (any layout Audrey reads, clips or utterances)"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
 ):
-    """Clips per speaker and digit, durations, sample rates and problems."""
+    """Clips per speaker and digit (utterances, words and digits said for AN4 and alphanumeric),
+    durations, sample rates, skipped files and problems."""
     from audrey.report import print_stats
     from audrey.data.stats import corpus_stats
 

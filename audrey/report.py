@@ -7,25 +7,19 @@ from rich.markup import escape
 from rich.table import Table
 
 out = Console(highlight=False)
+TOP_WORDS = 20  # words `data stats` lists; --json has them all
 
 
 def print_stats(stats) -> None:
     d = stats.to_dict()
-    out.print(f"[bold]{d['clips']}[/] clips, [bold]{d['speakers']}[/] speakers, [bold]{d['digits']}[/] digits "
-              f"from {escape(', '.join(d['roots']))}")
-    out.print(f"sources: {d['sources']}   sample rates: {d['sample_rates']}")
-    dur = d["duration_seconds"]
-    if dur["min"] is not None:
-        out.print(f"duration: min {dur['min']:.2f} s, median {dur['median']:.2f} s, p95 {dur['p95']:.2f} s, "
-                  f"max {dur['max']:.2f} s, total {dur['total'] / 60:.1f} min")
-    table = Table(title="clips per speaker and digit")
-    table.add_column("speaker")
-    for digit in range(10):
-        table.add_column(str(digit), justify="right")
-    table.add_column("total", justify="right")
-    for speaker, digits in sorted(stats.by_speaker_digit.items()):
-        table.add_row(speaker, *[str(digits[i]) for i in range(10)], str(sum(digits.values())))
-    out.print(table)
+    if d["clips"] or not d["utterances"]["utterances"]:
+        _print_clip_stats(stats, d)
+    if d["utterances"]["utterances"]:
+        _print_utterance_stats(stats, d)
+    skipped = d["skipped_files"]
+    if skipped["files"]:
+        kinds = ", ".join(f"{suffix} {n}" for suffix, n in skipped["per_suffix"].items())
+        out.print(f"skipped {skipped['files']} non-audio file(s): {escape(kinds)}")
     if d["problems"]:
         out.print(f"[yellow]{len(d['problems'])} problem(s):[/]")
         for line in d["problems"][:20]:
@@ -34,6 +28,51 @@ def print_stats(stats) -> None:
             out.print(f"  ... and {len(d['problems']) - 20} more (see --json)")
     else:
         out.print("[green]no problems found[/]")
+
+
+def _print_audio(audio: dict) -> None:
+    dur = audio["duration_seconds"]
+    if dur["min"] is not None:
+        out.print(f"duration: min {dur['min']:.2f} s, median {dur['median']:.2f} s, p95 {dur['p95']:.2f} s, "
+                  f"max {dur['max']:.2f} s, total {dur['total'] / 60:.1f} min")
+
+
+def _print_clip_stats(stats, d: dict) -> None:
+    out.print(f"[bold]{d['clips']}[/] clips, [bold]{d['speakers']}[/] speakers, [bold]{d['digits']}[/] digits "
+              f"from {escape(', '.join(d['roots']))}")
+    out.print(f"sources: {d['sources']}   sample rates: {d['sample_rates']}")
+    _print_audio(d)
+    table = Table(title="clips per speaker and digit")
+    table.add_column("speaker")
+    for digit in range(10):
+        table.add_column(str(digit), justify="right")
+    table.add_column("total", justify="right")
+    for speaker, digits in sorted(stats.by_speaker_digit.items()):
+        table.add_row(escape(speaker), *[str(digits[i]) for i in range(10)], str(sum(digits.values())))
+    out.print(table)
+    words = d["non_digit_clips"]
+    if words["clips"] or words["noise"]:
+        out.print(f"not digits (not counted above): [bold]{words['clips']}[/] clips of {len(words['per_word'])} other words "
+                  f"from {words['speakers']} speakers, [bold]{words['noise']}[/] background-noise clips")
+
+
+def _print_utterance_stats(stats, d: dict) -> None:
+    u = d["utterances"]
+    out.print(f"[bold]{u['utterances']}[/] utterances, [bold]{u['speakers']}[/] speakers, [bold]{u['words']}[/] words "
+              f"({u['vocabulary']} distinct), [bold]{u['digits_said']}[/] digits said from {escape(', '.join(d['roots']))}")
+    out.print(f"sources: {u['sources']}   sample rates: {u['sample_rates']}")
+    out.print(f"{u['only_digits']} utterances are digits only, {u['without_digits']} have no digit; "
+              f"digits said: {u['per_digit']}")
+    _print_audio(u)
+    top = ", ".join(f"{w} {n}" for w, n in list(u["per_word"].items())[:TOP_WORDS])
+    if top:
+        out.print(f"most said words: {escape(top)}")
+    table = Table(title="utterances per speaker")
+    for col in ("speaker", "utterances", "words", "digits"):
+        table.add_column(col, justify="left" if col == "speaker" else "right")
+    for speaker, n in sorted(stats.utterance_speakers.items()):
+        table.add_row(escape(speaker), str(n), str(stats.words_per_speaker[speaker]), str(stats.digits_per_speaker[speaker]))
+    out.print(table)
 
 
 def print_evaluation(summary: dict, worst: list[dict]) -> None:

@@ -29,6 +29,30 @@ def require_fsdd() -> Path:
     return root
 
 
+def shared_data() -> Path:
+    """The real corpora beside the repo (shared/data), or $AUDREY_SHARED_DATA."""
+    return Path(os.environ.get("AUDREY_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _require_shared(folder: str, marker: str, title: str) -> Path:
+    root = shared_data() / folder
+    if not (root / marker).exists():
+        pytest.skip(f"{title} not found at {root} (no {marker}; set AUDREY_SHARED_DATA to the folder holding {folder}/)")
+    return root
+
+
+def require_speech_commands() -> Path:
+    return _require_shared("speech-commands", "zero", "Speech Commands")
+
+
+def require_an4() -> Path:
+    return _require_shared("an4", "train.csv", "AN4")
+
+
+def require_alphanumeric() -> Path:
+    return _require_shared("alphanumeric", "speakers.csv", "the alphanumeric corpus")
+
+
 def tone(freq: float = 440.0, seconds: float = 0.3, sr: int = TONE_RATE, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(round(seconds * sr))) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -24,7 +24,30 @@ TRIM_TOP_DB = 35.0  # frames quieter than the loudest frame by this much count a
 TRIM_FRAME = 200  # 25 ms frames at SAMPLE_RATE for the silence trimmer
 TRIM_MARGIN = 0.05  # seconds of context kept either side of the detected speech
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+# File suffixes of every format libsndfile (soundfile) reads, by its format name: the one rule for
+# which files are audio. Left out: RAW (headerless, so its rate and sample format are unknowable),
+# MAT4/MAT5 (a `.mat` beside a corpus is far more often a Matlab array than sound) and XI (FastTracker
+# instruments open without a frame count, which soundfile cannot read).
+AUDIO_FORMATS = {
+    "WAV": (".wav", ".wave"), "WAVEX": (".wav",), "RF64": (".rf64",), "W64": (".w64",),
+    "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"), "MP3": (".mp3",),
+    "AIFF": (".aif", ".aiff", ".aifc"), "CAF": (".caf",), "AU": (".au", ".snd"), "NIST": (".nist", ".sph"),
+    "AVR": (".avr",), "HTK": (".htk",), "SVX": (".8svx", ".16svx", ".svx", ".iff"), "MPC2K": (".mpc2k",),
+    "PAF": (".paf",), "PVF": (".pvf",), "SD2": (".sd2",), "SDS": (".sds",), "IRCAM": (".sf", ".ircam"),
+    "VOC": (".voc",), "WVE": (".wve",),
+}
+AUDIO_SUFFIXES = tuple(sorted({s for suffixes in AUDIO_FORMATS.values() for s in suffixes}))
+
+
+def is_audio_file(path: Path) -> bool:
+    """True for a visible file with an audio suffix. Hidden files are never audio: macOS leaves
+    `._7_bob_0.wav` resource forks beside every file it copies, and atomic writes leave `.<name>.tmp`."""
+    return path.suffix.lower() in AUDIO_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def audio_files(folder: Path) -> list[Path]:
+    """The audio files directly in `folder`, sorted."""
+    return sorted(p for p in Path(folder).iterdir() if is_audio_file(p))
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
@@ -37,7 +60,7 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np
 
 
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
-    """Read wav/flac/ogg as mono float32 at `sr`. Bad files raise AudreyError naming the file."""
+    """Read any AUDIO_SUFFIXES file as mono float32 at `sr`. Bad files raise AudreyError naming the file."""
     import soundfile as sf
 
     path = Path(path)

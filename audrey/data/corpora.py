@@ -1,4 +1,4 @@
-"""Labelled clips from every source Audrey reads, as one `Clip` record.
+"""Labelled single-digit clips from every source Audrey reads, as one `Clip` record.
 
 Layouts (detected per folder; a folder that mixes them is an error):
 - speaker folders: `<root>/<speaker>/<digit>_<speaker>_<take>.wav`. AudioMNIST (`data/NN/D_NN_I.wav`
@@ -7,6 +7,14 @@ Layouts (detected per folder; a folder that mixes them is an error):
 - flat FSDD naming: `<root>/<digit>_<speaker>_<take>.wav` (or `<root>/recordings/...`), with an
   optional `speakers.csv`.
 - digit folders: `<root>/0/ .. <root>/9/` or `<root>/zero/ .. <root>/nine/`, any file names.
+- Speech Commands: `<root>/<word>/<speaker>_nohash_<n>.flac`: its ten digit-word folders are digit
+  clips; its other words and `_background_` noise are not digits and come from `read_non_digits`.
+Connected speech with transcripts (AN4, alphanumeric) is no clip: see audrey.data.utterances.
+
+Speaker names never collide across corpora. A corpus whose speaker ids are opaque codes gets a
+prefix (`sc-<hash>` here, `an4-`, `alnum-` for utterances). FSDD (lower-case first names) and
+AudioMNIST (two-digit numbers) keep their names: neither has a "-" in it, so no prefixed name can
+equal one, and the splits, `loso:NAME` and run records that already name them stay valid.
 """
 
 from __future__ import annotations
@@ -20,10 +28,15 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from audrey import DIGIT_WORDS
-from audrey.audio.waveform import AUDIO_SUFFIXES
+from audrey.audio.waveform import audio_files
+from audrey.data.utterances import UTTERANCE_LAYOUTS, utterance_layout
 from audrey.errors import AudreyError
 
 CLIP_NAME = re.compile(r"^(?P<digit>[^_]+)_(?P<speaker>.+)_(?P<take>\d+)$")
+SPEECH_COMMANDS_NAME = re.compile(r"^(?P<speaker>[^_]+)_nohash_(?P<take>\d+)$")
+SPEECH_COMMANDS = "speech-commands"
+SPEECH_COMMANDS_PREFIX = "sc-"
+BACKGROUND_FOLDER = "_background"  # `_background_` here, `_background_noise_` in the full download
 AUDIOMNIST_META = "audioMNIST_meta.txt"
 SPEAKER_META = "speaker.json"
 # The speaker fields AudioMNIST keeps; personal recordings ask for the same ones.
@@ -35,7 +48,7 @@ class Clip:
     path: Path
     digit: int
     speaker: str
-    source: str  # "audiomnist", "fsdd", "personal", "folder", "synthetic", ...
+    source: str  # "audiomnist", "fsdd", "speech-commands", "personal", "folder", "synthetic", ...
     take: int = 0
     meta: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
@@ -61,15 +74,6 @@ def parse_digit(label: str, where: Path | str) -> int:
     raise AudreyError(f"{where}: unknown label {label!r}; expected a digit 0-9 or its English word")
 
 
-def audio_files(folder: Path) -> list[Path]:
-    """Audio files in `folder`, hidden ones excluded: macOS leaves `._7_bob_0.wav` resource forks
-    beside every file it copies, and those are neither audio nor clips."""
-    return sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
-    )
-
-
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -79,11 +83,19 @@ def _is_digit_folder(name: str) -> bool:
     return (len(name) == 1 and name.isdigit()) or name in DIGIT_WORDS
 
 
+def _names_speech_commands(digit_dirs: list[Path]) -> bool:
+    return any(SPEECH_COMMANDS_NAME.match(p.stem) for d in digit_dirs for p in audio_files(d))
+
+
 def detect_layout(root: Path) -> tuple[str, Path]:
-    """Return (layout, folder that holds it). Layouts: 'speakers', 'flat', 'digits'."""
+    """Return (layout, folder that holds it). Clip layouts: 'speakers', 'flat', 'digits',
+    'speech-commands'; utterance layouts (UTTERANCE_LAYOUTS): 'an4', 'alphanumeric'."""
     root = Path(root)
     if not root.is_dir():
         raise AudreyError(f"{root}: no such folder")
+    utterances = utterance_layout(root)
+    if utterances:
+        return utterances, root
     # AudioMNIST's repository keeps its speakers under data/, FSDD's under recordings/.
     for inner in ("data", "recordings"):
         if (root / inner).is_dir() and not audio_files(root):
@@ -91,6 +103,8 @@ def detect_layout(root: Path) -> tuple[str, Path]:
             break
     subdirs = _subdirs(root)
     digit_dirs = [d for d in subdirs if _is_digit_folder(d.name)]
+    if digit_dirs and _names_speech_commands(digit_dirs):
+        return SPEECH_COMMANDS, root  # its other word folders are expected beside the digits
     speaker_dirs = [d for d in subdirs if not _is_digit_folder(d.name) and audio_files(d)]
     flat = audio_files(root)
     found = [name for name, present in (("digit folders", digit_dirs), ("speaker folders", speaker_dirs), ("loose clips", flat)) if present]
@@ -102,13 +116,19 @@ def detect_layout(root: Path) -> tuple[str, Path]:
         return "speakers", root
     if flat:
         return "flat", root
-    raise AudreyError(f"{root}: no audio clips found (looked for {', '.join(AUDIO_SUFFIXES)} files)")
+    raise AudreyError(f"{root}: no audio clips found (looked for .wav, .flac, .ogg, .mp3 and the other formats soundfile reads)")
 
 
 def read_corpus(root: str | Path, source: str | None = None) -> list[Clip]:
     """Every labelled clip under `root`, whatever its layout. Raises on a bad name or layout."""
     layout, folder = detect_layout(Path(root))
-    reader = {"speakers": read_speaker_folders, "flat": read_flat, "digits": read_digit_folders}[layout]
+    if layout in UTTERANCE_LAYOUTS:
+        raise AudreyError(
+            f"{root}: holds {layout} utterances (connected speech with transcripts, no digit times), not single-digit "
+            f"clips; they need an aligner to cut the digits out first (`audrey data stats {root}` shows them)"
+        )
+    reader = {"speakers": read_speaker_folders, "flat": read_flat, "digits": read_digit_folders,
+              SPEECH_COMMANDS: read_speech_commands}[layout]
     clips = reader(folder, source)
     if not clips:
         raise AudreyError(f"{root}: no audio clips found")
@@ -176,6 +196,63 @@ def read_digit_folders(root: Path, source: str | None = None) -> list[Clip]:
                 speaker, take = root.name, i
             clips.append(Clip(path, digit, speaker, source, take, {}))
     return clips
+
+
+def read_speech_commands(root: Path, source: str | None = None) -> list[Clip]:
+    """The digit folders of Speech Commands: `zero/0fa1e7a9_nohash_2.flac` is digit 0 by speaker
+    `sc-0fa1e7a9`, take 2 (the same hash in two folders is the same person)."""
+    source = source or SPEECH_COMMANDS
+    clips = []
+    for folder in _subdirs(root):
+        if not _is_digit_folder(folder.name):
+            continue
+        digit = parse_digit(folder.name, folder)
+        for path in audio_files(folder):
+            speaker, take = _speech_commands_speaker(path)
+            clips.append(Clip(path, digit, speaker, source, take, {}))
+    return clips
+
+
+@dataclass(frozen=True)
+class WordClip:
+    """A Speech Commands clip that is not a digit: a word ("tree", "yes") or background noise."""
+
+    path: Path
+    word: str | None  # lower case; None for background noise, which holds no speech
+    speaker: str | None  # "sc-<hash>", as for its digit clips; None for background noise
+    source: str
+    take: int = 0
+
+    @property
+    def is_noise(self) -> bool:
+        return self.word is None
+
+
+def read_non_digits(root: str | Path) -> list[WordClip]:
+    """Every Speech Commands clip that is not a digit (for rejection: real words and noise)."""
+    layout, folder = detect_layout(Path(root))
+    if layout != SPEECH_COMMANDS:
+        raise AudreyError(f"{root}: not a Speech Commands folder (<word>/<speaker>_nohash_<n>.flac); "
+                          "only that layout holds non-digit words")
+    clips = []
+    for sub in _subdirs(folder):
+        if _is_digit_folder(sub.name):
+            continue
+        for i, path in enumerate(audio_files(sub)):
+            if sub.name.startswith(BACKGROUND_FOLDER):
+                clips.append(WordClip(path, None, None, SPEECH_COMMANDS, i))
+            else:
+                speaker, take = _speech_commands_speaker(path)
+                clips.append(WordClip(path, sub.name.lower(), speaker, SPEECH_COMMANDS, take))
+    return clips
+
+
+def _speech_commands_speaker(path: Path) -> tuple[str, int]:
+    m = SPEECH_COMMANDS_NAME.match(path.stem)
+    if not m:
+        raise AudreyError(f"{path}: name is not <speaker>_nohash_<n>{path.suffix} like the rest of this "
+                          "Speech Commands folder (e.g. 0fa1e7a9_nohash_2.flac)")
+    return SPEECH_COMMANDS_PREFIX + m["speaker"], int(m["take"])
 
 
 def read_audiomnist_meta(path: Path) -> dict[str, dict]:

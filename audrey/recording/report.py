@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from audrey.audio import gate
-from audrey.audio.waveform import AUDIO_SUFFIXES
+from audrey.audio.waveform import audio_files
 from audrey.data.corpora import SPEAKER_META, parse_clip_name, read_speaker_meta
 from audrey.errors import AudreyError
 
@@ -28,7 +28,7 @@ def recordings_report(root: Path = Path("recordings"), speaker: str | None = Non
     for folder in folders:
         counts: Counter = Counter()
         flagged = []
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        files = audio_files(folder)
         for path in files:
             try:
                 digit, _, _ = parse_clip_name(path)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from audrey import DIGIT_WORDS
-from audrey.audio.waveform import AUDIO_SUFFIXES, write_audio
+from audrey.audio.waveform import is_audio_file, write_audio
 from audrey.console import warn
 from audrey.data.corpora import CLIP_NAME, parse_clip_name
 from audrey.errors import AudreyError
@@ -38,7 +38,7 @@ def existing_takes(folder: Path, speaker: str, warn_bad: bool = False) -> dict[i
     if not folder.is_dir():
         return takes
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in AUDIO_SUFFIXES:
+        if not is_audio_file(path):
             continue
         m = CLIP_NAME.match(path.stem)
         if not m or m["speaker"] != speaker:
