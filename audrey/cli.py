@@ -32,7 +32,7 @@ TAGS_OPT = typer.Option(None, "--tag", help="W&B tag (repeatable; default: $WAND
 
 
 def tracking(mode, project, group, tags):
-    from audrey.tracking.tracker import TrackingOptions, resolve_mode
+    from audrey.tracking.wandb_run import TrackingOptions, resolve_mode
 
     resolve_mode(mode)  # a bad mode fails before any work
     return TrackingOptions(mode, project, group, tuple(tags or ()))
@@ -166,7 +166,7 @@ def eval_cmd(
     from audrey.training.personal import load_bundle
     from audrey.report import print_evaluation
 
-    from audrey.tracking.tracker import Tracker, log_evaluation
+    from audrey.tracking.wandb_run import Tracker, log_evaluation
 
     path = model_path(model)
     bundle = load_bundle(path, weights)
@@ -194,14 +194,15 @@ def predict_cmd(
     ood: bool = typer.Option(False, "--ood", help="Add an out-of-distribution score (needs `audrey ood-fit`; automatic when <model>.ood.safetensors exists)"),
 ):
     """Digit, confidence and top-3 for each file."""
-    from audrey.training.personal import load_bundle
     from audrey.live.recognizer import Recognizer
+    from audrey.observe.ood_files import score_files
+    from audrey.training.personal import load_bundle
 
     recognizer = Recognizer.from_file(model_path(model), weights)
     preds = recognizer.predict_files(files)
     # OOD statistics describe the base model's training data: with personal weights, ask the base
     base = load_bundle(model_path(model)) if weights else recognizer.bundle
-    scores = ood_scores(model_path(model), base, files, required=ood)  # None without OOD statistics
+    scores = score_files(model_path(model), base, files, required=ood)  # None without OOD statistics
     for i, (path, pred) in enumerate(zip(files, preds)):
         if as_json:
             sys.stdout.write(json.dumps({"file": str(path), **pred.to_dict(), **({"ood": scores[i]} if scores else {})}) + "\n")
@@ -250,7 +251,7 @@ def runs_list(
 ):
     """Every recorded run (train, personalize, eval, probe) with its headline figures."""
     from audrey.report import print_runs
-    from audrey.tracking.tracker import headline, read_records
+    from audrey.tracking.records import headline, read_records
 
     rows = [headline(r) for r in read_records(runs_dir) if kind in (None, r["kind"])]
     print_json(rows) if as_json else print_runs(rows, f"{len(rows)} run(s) in {runs_dir}/")
@@ -266,7 +267,7 @@ def runs_compare(
 ):
     """Headline figures and config differences side by side, and the learning curves overlaid."""
     from audrey.report import print_comparison
-    from audrey.tracking.tracker import config_differences, find_record, headline, plot_curves, read_records
+    from audrey.tracking.records import config_differences, find_record, headline, plot_curves, read_records
 
     records = read_records(runs_dir)
     chosen = [find_record(r, records) for r in runs]
@@ -287,7 +288,7 @@ def runs_sync(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be uploaded"),
 ):
     """Upload offline runs to W&B (`wandb sync`), then link personal weights to their base model."""
-    from audrey.tracking.tracker import find_record, read_records, sync
+    from audrey.tracking.records import find_record, read_records, sync
 
     records = read_records(runs_dir)
     chosen = [find_record(r, records) for r in runs] if runs else records
@@ -454,20 +455,6 @@ def calibrate_cmd(
 # --- observability (issue 7) ---
 
 
-def ood_scores(path: Path, bundle, files: List[Path], required: bool = False) -> Optional[list]:
-    """{"score", "threshold", "flagged"} per file from the OOD statistics beside the model; None
-    when there are none (an error instead when `required`)."""
-    from audrey.audio import waveform
-    from audrey.observe.ood import load_for, score_waves
-
-    stats = load_for(path, bundle.model, required=required)
-    if stats is None:
-        return None
-    rate = bundle.frontend.sample_rate
-    waves = [waveform.load_audio(f, rate, max_seconds=waveform.MAX_CLIP_FILE_SECONDS) for f in files]
-    return [stats.describe(s) for s in score_waves(bundle, stats, waves).tolist()]
-
-
 @app.command("probe")
 @user_errors
 def probe_cmd(
@@ -491,46 +478,17 @@ def probe_cmd(
     tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Linear probes at every hook point for digit, speaker, gender and source, with controls."""
-    from audrey.data.corpora import read_corpora
-    from audrey.data.features import clip_features
-    from audrey.models.modelfile import load_model
-    from audrey.observe.probes import (CONTROLS, TARGETS, capture, fit_probe_set, log_report, plot_report, print_report,
-                               probes_path, run_probes)
-    from audrey.tracking.tracker import Tracker
+    from audrey.observe.probe_report import print_report
+    from audrey.observe.probe_run import check_options, probe_run
 
-    for t in targets or []:
-        if t not in TARGETS:
-            raise AudreyError(f"unknown probe target {t!r}; use one of {', '.join(TARGETS)}")
-    if control not in CONTROLS:
-        raise AudreyError(f"--control {control!r}: use one of {', '.join(CONTROLS)}")
-    if time_bins < 1 or freq_bins < 1:
-        raise AudreyError(f"--time-bins {time_bins} / --freq-bins {freq_bins}: each must be at least 1")
-    path = model_path(model)
-    bundle, _ = load_model(path)
-    unknown = [n for n in layers or [] if n not in bundle.model.hook_names()]
-    if unknown:
-        raise AudreyError(f"--layer {unknown[0]!r}: not a hook point of {path.name}; it has {', '.join(bundle.model.hook_names())}")
-    feats, clips = clip_features(read_corpora(data), bundle.frontend, desc="features (probe)")
-    config = {"model": str(path), "data": [str(d) for d in data], "targets": targets, "layers": layers, "folds": folds, "control": control,
-              "time_bins": time_bins, "freq_bins": freq_bins, "random_init": random_init, "seed": seed}
-    tracker = Tracker("probe", config, tracking(wandb, project, group, tags), name=path.stem)
-    try:
-        acts = capture(bundle.model, feats, layers or None, time_bins, freq_bins)
-        report = run_probes(bundle.model, feats, clips, targets, layers=layers or None, folds=folds, control=control, random_init=random_init,
-                            time_bins=time_bins, freq_bins=freq_bins, seed=seed, activations=acts)
-        png = plot_report(report, plot, f"{path.name} ({bundle.arch}) on {len(clips)} clips")
-        log_report(tracker, report, png)
-        saved = None
-        if not no_save and "digit" in report.targets:
-            probe_set = fit_probe_set(bundle.model, feats, clips, "digit", report, time_bins, freq_bins, activations=acts)
-            saved = probe_set.save(save or probes_path(path))
-    finally:
-        tracker.finish()
+    check_options(targets, control, time_bins, freq_bins)  # bad options fail before the model is read
+    run = probe_run(model_path(model), data, targets, layers, folds, control, time_bins, freq_bins, random_init, plot,
+                    save, not no_save, seed, tracking(wandb, project, group, tags))
     if as_json:
-        print_json({**report.to_dict(), "plot": str(png), "probes_file": str(saved) if saved else None})
+        print_json(run.to_dict())
         return
-    print_report(report)
-    err.print(f"plot: {png}" + (f"; digit probes for `listen --observe`: {saved}" if saved else ""))
+    print_report(run.report)
+    err.print(f"plot: {run.plot}" + (f"; digit probes for `listen --observe`: {run.probes_file}" if run.probes_file else ""))
 
 
 @app.command("explain")

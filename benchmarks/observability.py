@@ -43,7 +43,11 @@ from audrey.data.features import cache_root, clip_features
 from audrey.audio.frontend import features
 from audrey.models.modelfile import load_model
 from audrey.observe.ood import auroc, embeddings, fit_ood
-from audrey.observe.probes import (Observer, capture, fit_probe_set, plot_report, print_report, run_probes, short_layer)
+from audrey.observe.activations import capture, short_layer
+from audrey.observe.observer import Observer
+from audrey.observe.probe_file import fit_probe_set
+from audrey.observe.probe_report import plot_report, print_report
+from audrey.observe.probing import run_probes
 from audrey.training.runs import synthetic_clips
 
 REPO = Path(__file__).resolve().parents[1]

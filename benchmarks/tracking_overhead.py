@@ -33,7 +33,7 @@ def main() -> None:
     if not FSDD.exists():
         sys.exit(f"FSDD not found at {FSDD}; set AUDREY_FSDD")
     from audrey.training.runs import train_run
-    from audrey.tracking.tracker import TrackingOptions
+    from audrey.tracking.wandb_run import TrackingOptions
     from audrey.training.train import TrainConfig
 
     cfg = replace(TrainConfig(arch="cnn"), epochs=args.epochs, patience=10**6)

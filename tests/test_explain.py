@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from audrey.errors import AudreyError
 from audrey.observe.explain import (attribute, audible_heatmap, deletion_test, explain_file, integrated_gradients, occlusion,
-                            patched_logits, silence_floor)
+                                    silence_floor)
+from audrey.observe.patching import patched_logits
 from audrey.audio.frontend import FrontendConfig, LogMel
 from audrey.models.modelfile import ModelBundle, save_model
 from audrey.models import build_model

@@ -14,8 +14,13 @@ from typer.testing import CliRunner
 from audrey.data.corpora import Clip, read_corpus
 from audrey.errors import AudreyError
 from audrey.models import build_model
-from audrey.observe.probes import (Observer, ProbeSet, capture, control_labels, fit_probe, fit_probe_set, plot_report,
-                           probes_path, run_probes, speaker_folds, take_folds, target_problem)
+from audrey.observe.activations import capture
+from audrey.observe.observer import Observer
+from audrey.observe.probe_file import ProbeSet, fit_probe_set, probes_path
+from audrey.observe.probe_report import log_report, plot_report
+from audrey.observe.probe_targets import control_labels, speaker_folds, take_folds, target_problem
+from audrey.observe.probes import fit_probe
+from audrey.observe.probing import run_probes
 from helpers import one_line_error, require_fsdd
 
 SMALL_CONFORMER = {"d_model": 32, "ffn_dim": 64, "n_layers": 2, "n_heads": 2}
@@ -158,6 +163,53 @@ def test_fit_probe_is_deterministic():
     assert torch.equal(a.weight, b.weight)
 
 
+def test_fit_probe_never_predicts_a_class_missing_from_its_training_side():
+    """A training fold can lack a class (random control labels, a small fold): the probe keeps one
+    column per class and never predicts the missing ones; a single class is always predicted."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(60, 4, generator=g)
+    y = torch.tensor([0, 2] * 30)
+    x[y == 2] += 3.0
+    probe = fit_probe(x, y, 4)
+    assert probe.weight.shape == (4, 4) and probe.bias.shape == (4,)
+    assert set(probe.predict(torch.randn(200, 4, generator=g) * 3).tolist()) <= {0, 2}
+    assert (probe.predict(x) == y).float().mean() > 0.9
+    only = fit_probe(x, torch.full((60,), 3), 4)
+    assert probe.weight.dtype == torch.float32 and set(only.predict(x).tolist()) == {3}
+
+
+def test_shipped_starter_probes_read_the_starter_model():
+    """models/starter.probes.safetensors (fitted before the probes moved to sklearn) still loads
+    and reads the starter model: the logits-layer probe says what the model says."""
+    from audrey.cli import DEFAULT_MODEL
+    from audrey.data.features import clip_features
+
+    if not probes_path(DEFAULT_MODEL).exists():
+        pytest.skip("needs models/starter.probes.safetensors")
+    observer = Observer.from_file(DEFAULT_MODEL)
+    assert observer.probes.layers == observer.model.hook_names()
+    clips = fsdd_subset(takes=1)
+    feats, clips = clip_features(clips, observer.bundle.frontend)
+    obs = observer.observe_features(feats)
+    assert sum(o.digit == c.digit for o, c in zip(obs, clips)) >= 0.9 * len(clips)
+    assert all(o.layers[-1].agrees for o in obs)
+
+
+def test_probe_run_is_a_library_call(tmp_path, fsdd_copy):
+    """`audrey probe` without the CLI: report, plot, and no probe file when none is asked for."""
+    from audrey.models.modelfile import save_model
+    from audrey.observe.probe_run import probe_run
+
+    model_file = save_model(tiny_bundle(), tmp_path / "m.safetensors")
+    run = probe_run(model_file, [fsdd_copy], ["digit"], ["head.hook_embed"], random_init=False,
+                    plot=tmp_path / "p.png", write_probes=False)
+    assert [r.layer for r in run.report.rows] == ["head.hook_embed"] and run.report.rows[0].acc > 0.8
+    assert run.plot.read_bytes()[:8] == PNG and run.probes_file is None
+    assert not probes_path(model_file).exists() and run.to_dict()["probes_file"] is None
+    with pytest.raises(AudreyError, match="--control 'speaker'"):
+        probe_run(model_file, [fsdd_copy], control="speaker")
+
+
 def test_probe_set_round_trip_and_observer_reads_each_layer(tmp_path, espeak_digit):
     from audrey.audio.waveform import load_audio
     from audrey.data.features import clip_features
@@ -241,8 +293,7 @@ def test_probe_cli_table_plot_probes_and_errors(tmp_path, fsdd_copy, monkeypatch
 def test_report_is_logged_as_a_table_and_an_image(tmp_path, monkeypatch):
     """log_report puts the probe table, the plot and a summary in the run record and the offline
     W&B run."""
-    from audrey.observe.probes import log_report
-    from audrey.tracking.tracker import Tracker, TrackingOptions
+    from audrey.tracking.wandb_run import Tracker, TrackingOptions
     from helpers import wandb_offline_run
 
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))

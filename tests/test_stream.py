@@ -592,7 +592,7 @@ def test_listen_observe_reads_layers_and_ood_per_utterance(tmp_path):
 
     from audrey.live.listen import listen
     from audrey.audio.mic import FileStream
-    from audrey.observe.probes import probes_path
+    from audrey.observe.probe_file import probes_path
 
     if not STARTER.exists() or not probes_path(STARTER).exists():
         pytest.skip(f"needs models/{STARTER.name} and its probes (`audrey probe`)")

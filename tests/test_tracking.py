@@ -180,7 +180,8 @@ def test_sweep_runs_audrey_train_as_an_agent_would(tmp_path, voices):
 
 
 def test_two_runs_of_one_name_in_one_second_keep_both_records(tmp_path):
-    from audrey.tracking.tracker import Tracker, TrackingOptions, read_records
+    from audrey.tracking.records import read_records
+    from audrey.tracking.wandb_run import Tracker, TrackingOptions
 
     paths = []
     for acc in (0.5, 0.6):
@@ -195,7 +196,7 @@ def test_two_runs_of_one_name_in_one_second_keep_both_records(tmp_path):
 def test_sync_without_a_login_is_one_clear_line(tmp_path, monkeypatch):
     """`runs sync` really calls `wandb sync`; with no API key it fails at once with one line, and
     the record stays unsynced for the next try."""
-    from audrey.tracking.tracker import Tracker, TrackingOptions
+    from audrey.tracking.wandb_run import Tracker, TrackingOptions
 
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc: no login
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -12,7 +12,7 @@ Output on stdout, one line per event, flushed at once:
   --json:  one JSON object per event: {"event": "listening", ...} once the input delivers audio, then
            digit / rejected / string events (audrey.live.stream.Event.to_dict), {"event": "stopped"} at the end.
   --observe: each digit and rejection also carries what the base model's digit probes read at every
-           layer (a logit lens) and its OOD score (audrey.observe.probes.Observer): an indented "lens ..." line,
+           layer (a logit lens) and its OOD score (audrey.observe.observer.Observer): an indented "lens ..." line,
            or "observe" in JSON. --weights: digits from personal weights (audrey.training.personal).
 On a terminal, stderr shows a status line: listening or hearing speech, the input level against the
 noise floor, and the open string. Ctrl-C (or SIGTERM) stops cleanly: the open string is closed and
@@ -163,7 +163,7 @@ def listen(
     result = ListenResult(device=stream.name, rate=stream.rate)
     observer = None
     if observe:  # the base model's probes and OOD statistics, read on each utterance
-        from audrey.observe.probes import Observer
+        from audrey.observe.observer import Observer
 
         observer = Observer.from_file(model)
     pipeline = DigitStream(judge, stream.rate, string_gap, observer=observer)

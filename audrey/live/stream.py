@@ -59,7 +59,7 @@ class Event:
     heard: str | None = None  # the phones it sounds like, e.g. "h aI"
     digits: list["Event"] = field(default_factory=list)  # string: its digit events
     latency: float | None = None  # live: seconds from the capture of the speech end to this event
-    observation: object | None = None  # `listen --observe`: an audrey.observe.probes.Observation (logit lens, OOD)
+    observation: object | None = None  # `listen --observe`: an audrey.observe.observer.Observation (logit lens, OOD)
 
     def to_dict(self) -> dict:
         out: dict = {"event": self.kind, "start": round(self.start, 3), "end": round(self.end, 3)}
@@ -93,7 +93,7 @@ class DigitStream:
 
     def __init__(self, judge, rate: int, string_gap: float = STRING_GAP_SECONDS, initial_floor_db: float | None = None,
                  observer=None):
-        """`observer`: an audrey.observe.probes.Observer; each digit and rejection then carries what it saw."""
+        """`observer`: an audrey.observe.observer.Observer; each digit and rejection then carries what it saw."""
         self.observer = observer
         if string_gap <= 0:
             raise AudreyError(f"--string-gap {string_gap}: must be more than 0 seconds")

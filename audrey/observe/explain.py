@@ -28,7 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from audrey.audio.frontend import features, load_clip, mel_filters, prepare
+from audrey.audio.waveform import write_audio
 from audrey.errors import AudreyError
 from audrey.plots import pyplot, save_figure
 
@@ -175,8 +178,6 @@ def deletion_test(model, feats: torch.Tensor, attributions: torch.Tensor, target
 
 def regions(attr: torch.Tensor, size: int = 3) -> torch.Tensor:
     """Attribution averaged over size x size neighbourhoods: regions, not speckle, for what is kept."""
-    import torch.nn.functional as F
-
     return F.avg_pool2d(attr[None, None], size, stride=1, padding=size // 2, count_include_pad=False)[0, 0]
 
 
@@ -194,8 +195,6 @@ def keep_mask(attr: torch.Tensor, keep: float, smooth: int = 3) -> torch.Tensor:
 
 def audible_heatmap(wave: np.ndarray, attr: torch.Tensor, cfg, keep: float = 0.2) -> np.ndarray:
     """The prepared waveform with everything but the top `keep` attributed regions removed."""
-    from audrey.audio.frontend import mel_filters
-
     mel_mask = keep_mask(attr, keep)  # (M, T)
     fb = torch.from_numpy(mel_filters(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max))  # (M, F)
     weights = fb.T / fb.T.sum(1, keepdim=True).clamp_min(1e-12)  # (F, M): each STFT bin averages its bands
@@ -260,9 +259,6 @@ class Explanation:
 def explain_file(bundle, path: str | Path, out_dir: str | Path, method: str = "ig", keep: float = 0.2,
                  fraction: float = 0.1, steps: int = 32) -> Explanation:
     """Heatmap PNG and audible WAV for one clip in `out_dir`, with its deletion test."""
-    from audrey.audio.frontend import features, load_clip, prepare
-    from audrey.audio.waveform import write_audio
-
     path, out_dir = Path(path), Path(out_dir)
     cfg = bundle.frontend
     raw = load_clip(path, cfg)
@@ -282,21 +278,3 @@ def explain_file(bundle, path: str | Path, out_dir: str | Path, method: str = "i
         kept = kept * (0.9 / peak)
     wav = write_audio(out_dir / f"{path.stem}.relevant.wav", kept, cfg.sample_rate)
     return Explanation(str(path), digit, float(probs[digit]), method, str(png), str(wav), deletion)
-
-
-# --- activation patching -------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def patched_logits(model, x: torch.Tensor, name: str, replacement: torch.Tensor, where: torch.Tensor | None = None
-                   ) -> torch.Tensor:
-    """Logits of `x` with hook point `name`'s activation replaced by `replacement` (e.g. the same
-    point's activation on another clip, from run_with_cache) wherever `where` is true (everywhere by
-    default). The model runs eval-mode; shapes must match the activation's."""
-
-    def patch(act: torch.Tensor, hook) -> torch.Tensor:
-        if replacement.shape != act.shape:
-            raise AudreyError(f"patch for {name}: shape {tuple(replacement.shape)} does not match the activation's {tuple(act.shape)}")
-        return replacement if where is None else torch.where(where, replacement, act)
-
-    return model.eval().run_with_hooks(x, [(name, patch)])

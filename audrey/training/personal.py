@@ -329,7 +329,7 @@ def personalize(
 ) -> PersonalResult:
     """Adapt the base to a speaker: measure on held-out takes, then adapt on all takes and save.
     Tracked as a `personalize` run (record + W&B, see audrey.tracking) when `tracking` is given."""
-    from audrey.tracking.tracker import Tracker, TrackingOptions
+    from audrey.tracking.wandb_run import Tracker, TrackingOptions
 
     if holdout < 0:
         raise AudreyError(f"--holdout {holdout}: must be 0 or more")

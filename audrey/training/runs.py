@@ -16,7 +16,7 @@ from audrey.audio.frontend import FrontendConfig
 from audrey.models.modelfile import model_digest, save_model
 from audrey.models import config_from_dict
 from audrey.data.splits import Split, audiomnist_fold, leave_one_speaker_out, random_speaker_split
-from audrey.tracking.tracker import Tracker, TrackingOptions, log_evaluation
+from audrey.tracking.wandb_run import Tracker, TrackingOptions, log_evaluation
 from audrey.training.train import TrainConfig, TrainResult, train
 
 SPLITS_HELP = "random | loso:SPEAKER | audiomnist:FOLD | none (no test set)"
