@@ -163,7 +163,7 @@ def eval_cmd(
     """Accuracy overall, per speaker and per digit; confusion-matrix PNG; worst clips."""
     from audrey.data.corpora import read_corpora
     from audrey.training.evaluate import evaluate, plot_confusion
-    from audrey.training.personal import load_bundle
+    from audrey.models.personal_file import load_bundle
     from audrey.report import print_evaluation
 
     from audrey.tracking.wandb_run import Tracker, log_evaluation
@@ -194,9 +194,9 @@ def predict_cmd(
     ood: bool = typer.Option(False, "--ood", help="Add an out-of-distribution score (needs `audrey ood-fit`; automatic when <model>.ood.safetensors exists)"),
 ):
     """Digit, confidence and top-3 for each file."""
+    from audrey.models.personal_file import load_bundle
     from audrey.live.recognizer import Recognizer
     from audrey.observe.ood_files import score_files
-    from audrey.training.personal import load_bundle
 
     recognizer = Recognizer.from_file(model_path(model), weights)
     preds = recognizer.predict_files(files)
@@ -414,7 +414,7 @@ def transcribe_cmd(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
 ):
     """Digit strings in recordings, with per-digit times and confidence (the segmentation `listen` uses)."""
-    from audrey.live.reject import Judge
+    from audrey.live.judge import Judge
     from audrey.live.stream import transcribe_file
 
     judge = Judge.from_file(model_path(model), calibration, weights=weights)
@@ -440,12 +440,12 @@ def transcribe_cmd(
 def calibrate_cmd(
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
     data: Optional[List[Path]] = typer.Option(None, "--data", help="Corpora the model was trained on (default: those its file names)"),
-    target: Optional[float] = typer.Option(None, help="Fraction of correctly recognised held-out digits that must be accepted (default: reject.TARGET_ACCEPT, 0.97)"),
+    target: Optional[float] = typer.Option(None, help="Fraction of correctly recognised held-out digits that must be accepted (default: thresholds.TARGET_ACCEPT, 0.97)"),
     detector: Optional[Path] = typer.Option(None, help="Reuse the digit-or-not detector and the phone recogniser of this calibration file instead of training them"),
     out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.reject.safetensors beside the model)"),
 ):
     """Train and calibrate the rejection of words and noises that are not digits (for listen and transcribe)."""
-    from audrey.live.reject import calibrate_model
+    from audrey.live.calibrate import calibrate_model
 
     path, report = calibrate_model(model_path(model), data, target, out, detector)
     err.print(f"rejection calibration written to {path}")

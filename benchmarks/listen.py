@@ -6,8 +6,8 @@ Needs espeak-ng and, for the live figures, PulseAudio (../shared/tools/vmic-up i
 model needs its rejection calibration beside it (`audrey calibrate --model ...`).
 
 Material: espeak-ng voices that neither the model (`--synth N` uses the first N), nor the rejection's
-detector, nor its calibration heard (reject.HELD_OUT_VOICES), saying strings of 3-7 random digits with
-150-600 ms between digits, at random speeds; non-digit words (reject.HELD_OUT_WORDS, in no training or
+detector, nor its calibration heard (scenes.HELD_OUT_VOICES), saying strings of 3-7 random digits with
+150-600 ms between digits, at random speeds; non-digit words (wordlist.HELD_OUT_WORDS, in no training or
 calibration list) and synthetic noise bursts from a seed no calibration used.
 
 1. Latency through the virtual microphone: `audrey listen --json` runs as its own process; one long
@@ -56,7 +56,7 @@ def digit_clips(root: Path, voice_ids, seed: int) -> dict:
     """(voice index, digit, speed) -> trimmed clip at RATE, for the held-out voices."""
     from audrey import DIGIT_WORDS
     from audrey.data import synth
-    from audrey.live.reject import render_clips, voice_list
+    from audrey.data.scenes import render_clips, voice_list
 
     voices = voice_list(voice_ids)
     jobs = [(w, v, s) for v in voices for w in DIGIT_WORDS for s in synth.SPEEDS]
@@ -67,7 +67,7 @@ def digit_clips(root: Path, voice_ids, seed: int) -> dict:
 def make_strings(clips: dict, n: int, seed: int) -> list[dict]:
     """n strings of 3-7 digits, one voice and speed each, 150-600 ms pauses."""
     from audrey.data import synth
-    from audrey.live.reject import compose
+    from audrey.data.scenes import compose
 
     rng = np.random.default_rng(seed)
     n_voices = max(v for v, _, _ in clips) + 1
@@ -85,7 +85,7 @@ def make_strings(clips: dict, n: int, seed: int) -> list[dict]:
 def track(strings: list[dict], gap: float = 1.6, lead: float = 1.0, noise_snr: float | None = None, seed: int = 0
           ) -> tuple[np.ndarray, list[int]]:
     """The strings one after another with `gap` s between them; and every digit's end (sample)."""
-    from audrey.live.reject import add_noise
+    from audrey.data.noise import add_noise
 
     parts, ends, pos = [np.zeros(int(lead * RATE), np.float32)], [], int(lead * RATE)
     for s in strings:
@@ -240,7 +240,8 @@ def offline_accuracy(judge, strings: list[dict], noise_snr: float | None, seed: 
 
 
 def false_accepts(judge, seed: int = 2) -> dict:
-    from audrey.live.reject import HELD_OUT_VOICES, HELD_OUT_WORDS, scenes_for
+    from audrey.data.scenes import HELD_OUT_VOICES, scenes_for
+    from audrey.data.wordlist import HELD_OUT_WORDS
     from audrey.live.stream import DigitStream
 
     scenes = [s for s in scenes_for(RATE, HELD_OUT_VOICES, HELD_OUT_WORDS, speeds=(150,), bursts=400, seed=seed)
@@ -264,7 +265,7 @@ def rss_bytes() -> int:
 def memory_30_minutes(judge, strings: list[dict], minutes: int = 30, seed: int = 3) -> dict:
     """A 30-minute stream (digit strings, words, noise bursts, long silences over a steady -60 dBFS
     hiss) fed in 20 ms blocks through one DigitStream, as fast as it goes; RSS every simulated minute."""
-    from audrey.live.reject import noise_burst
+    from audrey.data.noise import noise_burst
     from audrey.live.stream import DigitStream
 
     rng = np.random.default_rng(seed)
@@ -310,7 +311,7 @@ def transcribe_speed(judge, strings: list[dict], tmp: Path, minutes: float = 10.
         parts += [s, np.zeros(int(rng.uniform(1.5, 8.0) * RATE), np.float32)]
         total += len(s) + len(parts[-1])
     audio = np.concatenate(parts)
-    from audrey.live.reject import add_noise
+    from audrey.data.noise import add_noise
 
     path = write(tmp / "long.wav", add_noise(audio, 25, rng, "pink", 0.1, RATE))
     t0 = time.perf_counter()
@@ -340,14 +341,15 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from audrey.live.reject import HELD_OUT_VOICES, Judge
+    from audrey.data.scenes import HELD_OUT_VOICES
+    from audrey.live.judge import Judge
 
     torch.set_num_threads(1)
     judge = Judge.from_file(args.model, need_calibration=True)
     results: dict = {"model": str(args.model), "rejection": judge.calibration.report}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        from audrey.live.reject import material_root
+        from audrey.data.scenes import material_root
 
         clips = digit_clips(material_root(), HELD_OUT_VOICES, 0)
         live_strings = make_strings(clips, args.strings, seed=10)

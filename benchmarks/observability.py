@@ -42,7 +42,8 @@ from audrey.observe.explain import attribute, deletion_test, explain_file
 from audrey.data.features import cache_root, clip_features
 from audrey.audio.frontend import features
 from audrey.models.modelfile import load_model
-from audrey.observe.ood import auroc, embeddings, fit_ood
+from audrey.observe.ood import embeddings, fit_ood
+from audrey.observe.separation import auroc
 from audrey.observe.activations import capture, short_layer
 from audrey.observe.observer import Observer
 from audrey.observe.probe_file import fit_probe_set

@@ -31,7 +31,8 @@ from audrey.audio import waveform
 from audrey.data.corpora import read_corpus
 from audrey.data.features import FeatureCache, clip_features
 from audrey.models.modelfile import load_model, save_model
-from audrey.training.personal import AdaptConfig, accuracy, adapt, first_takes, load_bundle, save_personal
+from audrey.models.personal_file import load_bundle, save_personal
+from audrey.training.personal import AdaptConfig, accuracy, adapt, first_takes
 from audrey.training.runs import synthetic_clips
 from audrey.data.splits import leave_one_speaker_out
 from audrey.training.train import TrainConfig, train

@@ -1,4 +1,4 @@
-"""The rejection fitted to one voice (`audrey personalize` -> audrey.live.reject.fit_to_voice), on FSDD.
+"""The rejection fitted to one voice (`audrey personalize` -> audrey.live.voice_fit.fit_to_voice), on FSDD.
 
 For each speaker: personal weights from takes 0..k-1 of each digit (the base's rejection fitted to
 those takes as the personal model hears them); test = takes 10..49 (400 clips), each through the live
@@ -42,9 +42,9 @@ def take(clip) -> int:
 
 
 def segments(clips) -> tuple[list[np.ndarray], list[float], list[int]]:
-    """Each clip in silence (reject.in_silence, as calibration and voice fitting do), through the live segmenter."""
+    """Each clip in silence (scenes.in_silence, as calibration and voice fitting do), through the live segmenter."""
     from audrey.audio.waveform import load_audio
-    from audrey.live.reject import in_silence
+    from audrey.data.scenes import in_silence
     from audrey.live.stream import make_segmenter
 
     rng = np.random.default_rng(0)
@@ -65,9 +65,11 @@ def run_speaker(speaker: str, clips, model: Path, takes: int, work: Path) -> dic
     from listen import false_accepts
 
     from audrey.models.modelfile import load_model
-    from audrey.training.personal import apply_personal, personalize
+    from audrey.models.personal_file import apply_personal
+    from audrey.training.personal import personalize
     from audrey.live.recognizer import Recognizer
-    from audrey.live.reject import Calibration, Judge, sidecar_path
+    from audrey.live.calibration import Calibration, sidecar_path
+    from audrey.live.judge import Judge
 
     enrol = work / f"enrol-{speaker}"
     enrol.mkdir()
@@ -107,7 +109,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "personal_rejection.json")
     args = ap.parse_args()
     from audrey.data.corpora import read_corpus
-    from audrey.live.reject import sidecar_path
+    from audrey.live.calibration import sidecar_path
 
     if not (FSDD / "recordings").is_dir():
         raise SystemExit(f"{FSDD}: no FSDD here (set AUDREY_FSDD)")

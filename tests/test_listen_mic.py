@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audrey.live.reject import add_noise, compose, noise_burst
+from audrey.data.noise import add_noise, noise_burst
+from audrey.data.scenes import compose
 from helpers import one_line_error
 from test_stream import RATE, STARTER, TINY_VOICES, espeak_string, open_calibration, starter_judge, tiny_model  # noqa: F401
 
@@ -139,7 +140,7 @@ def test_listen_agrees_with_transcribe(vmic, starter_judge, tmp_path):
     for the same files: one segmenter, one classifier call. (The bundled model, in voices it never
     heard: a weak model's borderline digits flip with the microphone path's resampling, and the test
     would measure that rather than the pipeline.)"""
-    from audrey.live.reject import HELD_OUT_VOICES
+    from audrey.data.scenes import HELD_OUT_VOICES
     from audrey.live.stream import transcribe_file
 
     strings = ["427", "9051", "863", "15", "372", "6048"]
@@ -166,7 +167,8 @@ def test_starter_listen_strings(vmic, tmp_path):
     happens (benchmarks/listen.py: 53% of strings exact at 10 dB, 1.4% of digits substituted; here the
     "two" of "152" sits at the detector's threshold, p_digit 0.29-0.39 against 0.30, and the
     microphone path's jitter decides whether it is refused)."""
-    from audrey.live.reject import HELD_OUT_VOICES, sidecar_path
+    from audrey.data.scenes import HELD_OUT_VOICES
+    from audrey.live.calibration import sidecar_path
 
     if not STARTER.exists() or not sidecar_path(STARTER).exists():
         pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name}")
@@ -199,7 +201,8 @@ def test_ctrl_c_mid_string_prints_it_and_exits_cleanly(vmic, tiny_model, tmp_pat
 
 
 def _others_through_the_microphone(tmp_path: Path, words: tuple[str, ...], bursts: tuple[str, ...]) -> Listener:
-    from audrey.live.reject import HELD_OUT_VOICES, render_clips, sidecar_path, voice_list
+    from audrey.data.scenes import HELD_OUT_VOICES, render_clips, voice_list
+    from audrey.live.calibration import sidecar_path
 
     if not STARTER.exists() or not sidecar_path(STARTER).exists():
         pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name}")
@@ -226,7 +229,7 @@ def test_non_digits_do_not_print_as_digits(vmic, tmp_path):
 
 def test_heaven_is_not_seven(vmic, tmp_path):
     """At the models' 8 kHz, "heaven" is "seven" without its /s/; the microphone's wider band still
-    has the /s/, and the rejection's hiss test looks for it (audrey.live.reject.onset_hiss_db)."""
+    has the /s/, and the rejection's hiss test looks for it (audrey.live.hiss.onset_hiss_db)."""
     listener = _others_through_the_microphone(tmp_path, ("heaven", "heaven"), ())
     assert not [e for e in listener.events if e["event"] == "digit"]
     refused = [e for e in listener.events if e["event"] == "rejected"]

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from audrey.errors import AudreyError
 from audrey.models.hooks import HookedModule, HookPoint
-from audrey.observe.ood import OODStats, auroc, fit_from_clips, fit_ood, load_for, score_waves, sidecar_path
+from audrey.observe.ood import OODStats, fit_from_clips, fit_ood, load_for, score_waves, sidecar_path
+from audrey.observe.separation import auroc
 from helpers import one_line_error
 from test_probes import fsdd_subset, tiny_bundle
 

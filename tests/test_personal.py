@@ -18,18 +18,8 @@ from audrey.models.modelfile import load_model, model_digest, save_model
 from audrey.audio.waveform import load_audio
 from audrey.audio.frontend import LogMel
 from audrey.live.recognizer import Recognizer
-from audrey.training.personal import (
-    FORMAT,
-    AdaptConfig,
-    apply_personal,
-    check_enrollment,
-    first_takes,
-    learning_curve_advice,
-    load_bundle,
-    personalize,
-    read_personal,
-    split_takes,
-)
+from audrey.models.personal_file import FORMAT, apply_personal, load_bundle, read_personal
+from audrey.training.personal import AdaptConfig, check_enrollment, first_takes, learning_curve_advice, personalize, split_takes
 from helpers import one_line_error
 from test_stream import tiny_model  # noqa: F401  (a small CNN trained on 6 espeak voices, once per session)
 
@@ -76,7 +66,9 @@ def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tm
     assert "head.fc.weight" in tensors and r.file_bytes == out.stat().st_size
     # the base's rejection, fitted to this voice: never stricter than the base's, and what
     # listen/transcribe use with these weights
-    from audrey.live.reject import SCORES, Calibration, Judge, sidecar_path
+    from audrey.live.calibration import Calibration, sidecar_path
+    from audrey.live.judge import Judge
+    from audrey.live.thresholds import SCORES
 
     rejection = info["rejection"]
     assert rejection == json.loads(json.dumps(r.rejection)) and rejection["takes"] == 60
@@ -140,7 +132,7 @@ def test_personalize_cli_reports_before_after_and_curve(tiny_model, deep_voice, 
 def test_a_calibration_for_another_model_is_not_fitted_silently(tiny_model, deep_voice, tmp_path):
     """A base whose rejection calibration was made for other weights: personalize works, and says why
     the rejection is not fitted to the voice and what to run."""
-    from audrey.live.reject import Calibration, sidecar_path
+    from audrey.live.calibration import Calibration, sidecar_path
 
     base = tmp_path / "base.safetensors"
     shutil.copy(tiny_model, base)

@@ -1,4 +1,4 @@
-"""The live/offline digit pipeline (audrey.live.stream), its rejection (audrey.live.reject) and `audrey transcribe`.
+"""The live/offline digit pipeline (audrey.live.stream), its rejection (audrey.live.judge and the modules it builds on) and `audrey transcribe`.
 
 Most tests use a stand-in classifier that reads the digit off a tone's pitch, so segmentation,
 grouping, timing, block-size and sample-rate invariance and memory bounds are checked exactly and
@@ -22,7 +22,9 @@ import torch
 from audrey import DIGIT_WORDS
 from audrey.audio.vad import LIVE
 from audrey.errors import AudreyError
-from audrey.live.reject import Verdict, add_noise, compose, noise_burst
+from audrey.data.noise import add_noise, noise_burst
+from audrey.data.scenes import compose
+from audrey.live.judge import Verdict
 from audrey.live.stream import MAX_STRING_DIGITS, DigitStream, transcribe_file
 from helpers import fsdd_root, one_line_error, spoken
 
@@ -261,10 +263,13 @@ def tiny_model(tmp_path_factory):
     os.environ["AUDREY_CACHE"] = str(root / "cache")  # the whole session: nothing from ~/.cache
     if model.exists():
         return model
-    from audrey.live import reject
     from audrey.data.augment import AugmentConfig
     from audrey.data.corpora import read_corpus
     from audrey.audio.frontend import FrontendConfig
+    from audrey.data.scenes import scenes_for
+    from audrey.data.wordlist import CALIBRATION_WORDS, DETECTOR_WORDS
+    from audrey.live.calibrate import calibrate
+    from audrey.live.calibration import sidecar_path
     from audrey.models.modelfile import save_model
     from audrey.training.runs import synthetic_clips
     from audrey.training.train import TrainConfig, train
@@ -278,12 +283,12 @@ def tiny_model(tmp_path_factory):
     bundle = train(clips, [], cfg, FrontendConfig()).bundle
     bundle.provenance["synth_voices"] = len(TINY_VOICES)
     save_model(bundle, model)
-    scenes = reject.scenes_for(RATE, range(200, 202), reject.CALIBRATION_WORDS[:10], speeds=(150,), bursts=20)
-    cal = reject.calibrate(bundle, clips, scenes=scenes, target=0.9,
-                           detector_options={"words": reject.DETECTOR_WORDS[:40], "voices_per_word": 1,
-                                             "near_miss_voices": 0, "common_voices": 0, "pseudo": 20, "digit_voices": 3, "bursts": 60,
-                                             "epochs": 2})
-    cal.save(reject.sidecar_path(model))
+    scenes = scenes_for(RATE, range(200, 202), CALIBRATION_WORDS[:10], speeds=(150,), bursts=20)
+    cal = calibrate(bundle, clips, scenes=scenes, target=0.9,
+                    detector_options={"words": DETECTOR_WORDS[:40], "voices_per_word": 1,
+                                      "near_miss_voices": 0, "common_voices": 0, "pseudo": 20, "digit_voices": 3, "bursts": 60,
+                                      "epochs": 2})
+    cal.save(sidecar_path(model))
     # and one that rejects by length only, for tests about segmentation rather than rejection
     cal.min_p_digit, cal.min_confidence, cal.max_distance = 0.0, 0.0, float("inf")
     cal.min_phone_match = cal.sure_phone_match = -float("inf")  # the backing rule too: no phone test at all
@@ -297,14 +302,15 @@ def open_calibration(model: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_judge(tiny_model):
-    from audrey.live.reject import Judge
+    from audrey.live.judge import Judge
 
     return Judge.from_file(tiny_model)
 
 
 @pytest.fixture(scope="session")
 def starter_judge():
-    from audrey.live.reject import Judge, sidecar_path
+    from audrey.live.calibration import sidecar_path
+    from audrey.live.judge import Judge
 
     if not STARTER.exists() or not sidecar_path(STARTER).exists():
         pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name} "
@@ -314,7 +320,7 @@ def starter_judge():
 
 def espeak_string(digits: str, voice_index: int, pauses, rate: int = RATE, speed: int = 150) -> np.ndarray:
     """espeak-ng says each digit (voice `voice_index` of synth.voices), joined by `pauses` seconds."""
-    from audrey.live.reject import render_clips, voice_list
+    from audrey.data.scenes import render_clips, voice_list
 
     voice = voice_list([voice_index])[0]
     clips = render_clips([(DIGIT_WORDS[int(c)], voice, speed) for c in digits],
@@ -356,21 +362,20 @@ def test_no_word_is_both_learnt_and_scored():
     """The detector's words, the calibration's and the held-out test words are disjoint, homophones
     included: a false-accept rate measured on words the detector learnt would mean nothing."""
     from audrey import DIGIT_WORDS
-    from audrey.live import reject
-    from audrey.data.wordlist import COMMON_WORDS
+    from audrey.data.wordlist import CALIBRATION_WORDS, COMMON_WORDS, DETECTOR_WORDS, HELD_OUT_WORDS, NEAR_MISSES
 
-    learnt = set(reject.DETECTOR_WORDS) | set(reject.NEAR_MISSES) | set(COMMON_WORDS)
+    learnt = set(DETECTOR_WORDS) | set(NEAR_MISSES) | set(COMMON_WORDS)
     homophones = {"know", "high", "hie", "hey", "whether", "shore", "heavin", "okey"}  # of held-out words
-    assert not learnt & (set(reject.HELD_OUT_WORDS) | homophones)
-    assert not learnt & set(reject.CALIBRATION_WORDS)
-    assert not set(reject.CALIBRATION_WORDS) & set(reject.HELD_OUT_WORDS)
+    assert not learnt & (set(HELD_OUT_WORDS) | homophones)
+    assert not learnt & set(CALIBRATION_WORDS)
+    assert not set(CALIBRATION_WORDS) & set(HELD_OUT_WORDS)
     assert not set(COMMON_WORDS) & (set(DIGIT_WORDS) | {"to", "too", "for", "fore", "won", "ate", "sicks"})
     assert len(COMMON_WORDS) == len(set(COMMON_WORDS)) > 700
 
 
 def test_onset_hiss_is_measured_only_where_the_band_exists():
     from audrey.audio.waveform import resample
-    from audrey.live.reject import MIN_HISS_DB, onset_hiss_db
+    from audrey.live.hiss import MIN_HISS_DB, onset_hiss_db
 
     rate = 16000
     rng = np.random.default_rng(0)
@@ -395,7 +400,8 @@ def test_the_phone_margin_needs_the_detectors_backing(tiny_judge, monkeypatch):
     """A five that matches its phones worse than the synthetic voices do (between min_phone_match and
     sure_phone_match) is accepted when the detector finds it more likely than not, refused when the
     detector is lukewarm (a word that scraped past both tests), accepted with a close enough match."""
-    from audrey.live.reject import BACKED_P_DIGIT, OTHER
+    from audrey.live.detector import OTHER
+    from audrey.live.thresholds import BACKED_P_DIGIT
 
     cal = tiny_judge.calibration
     for name, value in (("min_p_digit", 0.1), ("min_phone_match", -1000.0), ("sure_phone_match", 1.0),
@@ -421,7 +427,7 @@ def test_the_phone_margin_needs_the_detectors_backing(tiny_judge, monkeypatch):
 def test_six_and_seven_need_a_hiss_on_wideband_input(tiny_judge):
     """The same model outputs, a confident 7 close to its class: accepted without the hiss test
     (8 kHz input) or with a hiss at its start, refused with none ("heaven"); a 3 is never tested."""
-    from audrey.live.reject import MIN_HISS_DB
+    from audrey.live.hiss import MIN_HISS_DB
 
     cal = tiny_judge.calibration
     for d in (7, 3):
@@ -441,7 +447,7 @@ def test_six_and_seven_need_a_hiss_on_wideband_input(tiny_judge):
 
 
 def test_thresholds_meet_the_target_with_the_fewest_negatives():
-    from audrey.live.reject import choose_thresholds
+    from audrey.live.calibrate import choose_thresholds
 
     rng = np.random.default_rng(0)
     pos = {"p_digit": rng.uniform(0.4, 1.0, 200), "phone": rng.uniform(-6, 0, 200), "conf": None, "dist": None}
@@ -460,7 +466,9 @@ def test_thresholds_meet_the_target_with_the_fewest_negatives():
 
 
 def test_a_voice_loosens_thresholds_never_tightens_them():
-    from audrey.live.reject import Calibration, backed, loosened_for, passes_tests
+    from audrey.live.calibration import Calibration
+    from audrey.live.thresholds import backed, passes_tests
+    from audrey.live.voice_fit import loosened_for
 
     base = {"min_p_digit": 0.3, "min_phone_match": -15.0, "min_confidence": 0.0, "max_distance": 20.0}
     n = 100
@@ -493,7 +501,8 @@ def test_a_voice_loosens_thresholds_never_tightens_them():
 
 def test_calibration_report_and_file(tiny_model, tmp_path):
     from audrey.models.modelfile import load_model, save_model
-    from audrey.live.reject import Calibration, Judge, sidecar_path
+    from audrey.live.calibration import Calibration, sidecar_path
+    from audrey.live.judge import Judge
 
     side = sidecar_path(tiny_model)
     assert side.name == "tiny.reject.safetensors" and side.exists()
@@ -563,7 +572,8 @@ def test_transcribe_cli(tiny_model, tmp_path):
 def test_starter_strings_clean_and_noisy_and_rejection(starter_judge):
     """The bundled model, in voices it never heard: digit strings with 150-600 ms pauses come out
     right, clean and at 20 dB SNR; held-out words and noise bursts are (nearly all) not digits."""
-    from audrey.live.reject import HELD_OUT_VOICES, HELD_OUT_WORDS, render_clips, voice_list
+    from audrey.data.scenes import HELD_OUT_VOICES, render_clips, voice_list
+    from audrey.data.wordlist import HELD_OUT_WORDS
 
     rng = np.random.default_rng(11)
     voices = list(HELD_OUT_VOICES)[:6]

@@ -1,10 +1,58 @@
-"""Everyday English words for the rejection's detector to learn "not a digit" from (audrey.live.reject).
-
-None is a digit's name or its homophone ("to", "for", "won", "ate"), a held-out word
-(reject.HELD_OUT_WORDS, or its homophone: "know", "high"), or a calibration word
-(reject.CALIBRATION_WORDS): tests, benchmarks and calibration must not score words the detector learnt.
+"""The words of the rejection ("not a digit", audrey.live.judge), by role. None of them is a digit's
+name or its homophone ("to", "for", "won", "ate"), and no list shares a word with another role's:
+the detector learns DETECTOR_WORDS, NEAR_MISSES, COMMON_WORDS and made-up words (pseudo_words);
+calibration sets the thresholds on CALIBRATION_WORDS; tests and benchmarks score HELD_OUT_WORDS
+(none of the others is a held-out word or its homophone: "know", "high"), so that no step is
+measured on words an earlier step learnt.
 """
 
+from __future__ import annotations
+
+import numpy as np
+
+# The detector learns these as "not a digit", in 25 voices each.
+DETECTOR_WORDS = (
+    "car", "book", "chair", "phone", "money", "street", "city", "summer", "winter", "orange", "letter",
+    "number", "answer", "question", "people", "little", "great", "small", "big", "new", "old", "right",
+    "left", "up", "down", "in", "out", "on", "off", "here", "there", "when", "why", "how", "who", "which",
+    "this", "that", "thing", "time", "year", "day", "week", "month", "name", "family", "friend", "school",
+    "work", "home", "night", "very", "much", "many", "some", "any", "every", "other", "about", "after",
+    "before", "again", "still", "never", "always", "together", "quickly", "yesterday", "tomorrow", "today",
+    "bye", "cheese", "pizza", "flower", "monkey", "elephant", "zebra", "ready", "hold", "call", "back",
+    "send", "cancel", "repeat", "help", "menu", "star", "pound", "hash", "dial", "seventh", "tenth",
+    "second", "first", "third", "twelve", "thirteen", "million", "heavy", "oven", "neighbor", "freedom",
+    "wonder", "tower", "driving", "fixed", "lime", "hear", "zeal", "clever", "ten", "eleven",
+)
+
+# Near misses: each digit's name with another onset or ending, or none, so that the detector learns
+# the sounds that make a digit, not just its rhythm (none of them is a held-out word or its homophone).
+NEAR_MISSES = (
+    "hero", "nero", "bero", "pero", "kero", "tero",  # zero
+    "bun", "fun", "gun", "run", "sun", "done", "nun", "pun", "wuk", "wud",  # one
+    "boo", "goo", "moo", "shoe", "coo", "loo", "toot", "tube", "toom",  # two
+    "tree", "free", "flee", "glee", "spree", "threek",  # three
+    "door", "more", "pour", "core", "sore", "tore", "war", "fort", "form", "fork",  # four
+    "hive", "dive", "live", "jive", "chive", "fife", "fight", "file", "firm",  # five
+    "fix", "mix", "kicks", "ticks", "picks", "sick", "sit", "sips", "sax", "socks",  # six
+    "devon", "beven", "leven", "neven", "severn", "sevick",  # seven
+    "bait", "date", "gate", "hate", "late", "mate", "rate", "weight", "ace", "ape", "aim", "ache",  # eight
+    "fine", "line", "mine", "dine", "wine", "pine", "sign", "nice", "knife", "night",  # nine
+    "ero", "un", "ree", "our", "ive", "ix", "even", "evan", "ine", "oo",  # a digit without its first sound
+)
+
+# Calibration sets the thresholds against these.
+CALIBRATION_WORDS = (
+    "apple", "window", "table", "water", "music", "garden", "purple", "yellow", "house", "mother", "river",
+    "coffee", "paper", "doctor", "happy", "morning", "listen", "open", "button", "kitchen", "maybe",
+    "thanks", "sorry", "please", "good", "cat", "dog", "bird", "blue", "green", "light", "the", "and",
+    "what", "where", "twenty", "hundred", "kevin", "lion", "wait", "sticky", "letters", "seat", "fire",
+    "nighttime", "zoo", "won't",
+)
+
+# In no training or calibration list: what tests and benchmarks score the rejection on.
+HELD_OUT_WORDS = ("hello", "yes", "heaven", "often", "no", "okay", "stop", "weather", "computer", "sure", "nothing", "hi")
+
+# Everyday English words, 16 voices each in the detector's training.
 COMMON_WORDS = tuple("""
 able above accept across act add address afraid against age agree air allow almost alone along
 already also although among amount animal another apartment appear area arm army around arrive art
@@ -52,3 +100,26 @@ under understand until use usual valley value van video village visit voice vote
 wash watch wave way wear wedding welcome west wet wheel white whole wide wife wild win wind wing
 wish woman wood word world worry write wrong young
 """.split())
+
+_ONSETS = ("", "b", "bl", "br", "ch", "d", "dr", "f", "fl", "g", "gl", "gr", "h", "j", "k", "kl", "l", "m", "n", "p",
+           "pl", "pr", "r", "s", "sh", "sk", "sl", "sm", "sn", "sp", "st", "t", "tr", "v", "w", "y", "z")
+_CODAS = ("", "b", "d", "g", "k", "l", "m", "n", "p", "t", "s", "sh", "st", "nd", "ng", "lk", "mp", "rt", "ck", "ft")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ee", "oo", "ou", "oa", "oi", "ar", "ur")
+_FOREIGN_VOWELS = ("a", "o", "ou", "oi", "ur")  # as in cat, hot, out, coin, turn: in no digit's name
+
+
+def pseudo_words(n: int, rng: np.random.Generator) -> list[str]:
+    """Made-up words for espeak-ng to say, none of them a digit: two or three syllables, or one
+    syllable around a vowel no digit has (the short a of "cat", the o of "hot", ou, oi, ur)."""
+    out: set[str] = set()
+    while len(out) < n:
+        syllables = int(rng.choice([1, 2, 2, 3]))
+        parts = []
+        for k in range(syllables):
+            vowels = _FOREIGN_VOWELS if syllables == 1 else _VOWELS
+            coda = _CODAS[rng.integers(len(_CODAS))] if (k == syllables - 1 or rng.random() < 0.3) else ""
+            parts.append(_ONSETS[rng.integers(len(_ONSETS))] + vowels[rng.integers(len(vowels))] + coda)
+        word = "".join(parts)
+        if len(word) >= 2:
+            out.add(word)
+    return sorted(out)

@@ -147,7 +147,7 @@ def listen(
     """Listen until Ctrl-C / SIGTERM (or until a file-backed `stream` ends); see the module docstring."""
     import torch
 
-    from audrey.live.reject import Judge
+    from audrey.live.judge import Judge
 
     if rate is not None and not 8000 <= rate <= 192000:
         raise AudreyError(f"--rate {rate}: expected a sample rate between 8000 and 192000 Hz")

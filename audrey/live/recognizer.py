@@ -1,4 +1,10 @@
-"""Waveform in, digit out: the one classifier call that predict, transcribe and listen share."""
+"""The digit model with its frontend: waveform in, digit probabilities out (`Recognizer`).
+
+`audrey predict` calls it as it is. `audrey listen` and `audrey transcribe` go through the Judge
+(audrey.live.judge), which builds its one forward pass on the same frontend and model and adds
+the rejection's detector and phone recogniser to it: the same digit probabilities, plus what
+decides "not a digit".
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from audrey.audio import waveform
 from audrey.errors import AudreyError
 from audrey.audio.frontend import LogMel, prepare, prepared_batch
 from audrey.models.modelfile import ModelBundle
+from audrey.models.personal_file import load_bundle
 
 
 @dataclass
@@ -60,8 +67,6 @@ class Recognizer:
     @classmethod
     def from_file(cls, path: str | Path, weights: str | Path | None = None) -> "Recognizer":
         """The model file, with personal weights (`audrey personalize`) applied when given."""
-        from audrey.training.personal import load_bundle
-
         return cls(load_bundle(Path(path), Path(weights) if weights else None))
 
     @property

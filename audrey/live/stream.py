@@ -2,7 +2,7 @@
 
 `DigitStream` is fed blocks of any size at any sample rate. The one `Segmenter` (audrey.audio.vad) finds
 each spoken word; as soon as a word has ended, its audio goes through the one classifier call
-(`Judge.judge`: classifier plus rejection, audrey.live.reject). Out come events:
+(`Judge.judge`: classifier plus rejection, audrey.live.judge). Out come events:
 
     digit      a digit was said: digit, calibrated confidence, start/end, the string so far
     rejected   speech or a noise that is not a digit (a word, a cough), with the reason
@@ -54,7 +54,7 @@ class Event:
     reason: str | None = None  # rejected: why
     p_digit: float | None = None  # the rejection's detector: probability that this is a digit at all
     distance: float | None = None
-    hiss_db: float | None = None  # wideband input: the hiss at its start (reject.onset_hiss_db)
+    hiss_db: float | None = None  # wideband input: the hiss at its start (audrey.live.hiss.onset_hiss_db)
     phone_match: float | None = None  # the rejection's phone recogniser: match to the digit's phones (0 = best)
     heard: str | None = None  # the phones it sounds like, e.g. "h aI"
     digits: list["Event"] = field(default_factory=list)  # string: its digit events

@@ -1,6 +1,6 @@
 """What was said, sound by sound: a small phone recogniser, and how well a segment matches a digit's name.
 
-The rejection's detector (audrey.live.reject) learns words: trained on espeak-ng's words, it let 16% of
+The rejection's detector (audrey.live.detector) learns words: trained on espeak-ng's words, it let 16% of
 words it had never heard through as digits ("hi" as "five" 94% of the time, "nothing" as "nine" 43%).
 A phone recogniser learns the sounds words are made of instead, so a word it never heard is still
 heard as what it is: "hi" decodes as /h aI/, which is not /f aI v/.

@@ -3,9 +3,10 @@ penultimate activations (`head.hook_embed`).
 
 The score is the squared Mahalanobis distance from a clip's embedding to the nearest class mean,
 with one covariance shared by all classes (Lee et al., 2018, "A simple unified framework for
-detecting out-of-distribution samples and adversarial attacks"). The means and the covariance are
-fitted on clips the model was trained on; the covariance is shrunk towards a scaled identity
-(`shrinkage`) so that a few hundred clips in 128 dimensions still give a stable inverse.
+detecting out-of-distribution samples and adversarial attacks"; audrey.observe.mahalanobis). The
+means and the covariance are fitted on clips the model was trained on; the covariance is shrunk
+towards a scaled identity (`shrinkage`) so that a few hundred clips in 128 dimensions still give a
+stable inverse.
 
 The threshold that flags a clip is the `quantile` (99% by default) of the scores of speakers held
 out of the fit (when the fit data has at least three speakers; otherwise of the fit clips
@@ -28,11 +29,11 @@ import torch
 
 from audrey.errors import AudreyError
 from audrey.models.modelfile import companion_path, model_digest
+from audrey.observe.mahalanobis import SHRINKAGE, class_statistics, squared_distances
 
 FORMAT = "audrey-ood/1"
 SUFFIX = ".ood.safetensors"
 LAYER = "head.hook_embed"
-SHRINKAGE = 0.1
 QUANTILE = 0.99
 HOLD_OUT_FRACTION = 0.25  # share of the fit speakers held out to set the threshold
 
@@ -53,26 +54,6 @@ def embeddings(model, feats: torch.Tensor, layer: str = LAYER, batch: int = 256)
     return torch.cat(out)
 
 
-def class_statistics(embeds: torch.Tensor, labels: torch.Tensor, shrinkage: float = SHRINKAGE
-                     ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
-    """Class means (C, D), shared precision (D, D) and the classes present, in float64 then float32."""
-    x = embeds.double()
-    classes = sorted(set(labels.tolist()))
-    means = torch.stack([x[labels == c].mean(0) for c in classes])
-    centred = x - means[torch.tensor([classes.index(c) for c in labels.tolist()])]
-    cov = centred.T @ centred / max(1, len(x) - len(classes))
-    d = cov.shape[0]
-    cov = (1 - shrinkage) * cov + shrinkage * (torch.trace(cov) / d) * torch.eye(d, dtype=cov.dtype)
-    precision = torch.linalg.inv(cov + 1e-9 * torch.eye(d, dtype=cov.dtype))
-    return means.float(), precision.float(), classes
-
-
-def mahalanobis(embeds: torch.Tensor, means: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
-    """(N, C) squared Mahalanobis distances of (N, D) embeddings to each class mean."""
-    diff = embeds.float()[:, None, :] - means[None]  # (N, C, D)
-    return torch.einsum("ncd,de,nce->nc", diff, precision, diff)
-
-
 @dataclass
 class OODStats:
     means: torch.Tensor  # (C, D)
@@ -84,7 +65,7 @@ class OODStats:
 
     def scores(self, embeds: torch.Tensor) -> torch.Tensor:
         """(N,) squared Mahalanobis distance to the nearest class mean: higher = less like training."""
-        return mahalanobis(embeds, self.means, self.precision).min(dim=1).values
+        return squared_distances(embeds.float(), self.means, self.precision).min(dim=1).values
 
     def score_features(self, model, feats: torch.Tensor) -> torch.Tensor:
         return self.scores(embeddings(model, feats, self.layer))
@@ -139,12 +120,12 @@ def fit_ood(model, feats: torch.Tensor, labels: torch.Tensor, speakers: list[str
         mask = torch.tensor([s in held for s in speakers])
         if len(set(labels[~mask].tolist())) == len(classes):
             m, p, _ = class_statistics(embeds[~mask], labels[~mask], shrinkage)
-            held_scores = mahalanobis(embeds[mask], m, p).min(dim=1).values
+            held_scores = squared_distances(embeds[mask].float(), m, p).min(dim=1).values
             info["threshold_from"] = f"{int(mask.sum())} clips of {len(held)} speakers held out of the fit"
         else:
             held = set()
     if not held:
-        held_scores = mahalanobis(embeds, means, precision).min(dim=1).values
+        held_scores = squared_distances(embeds.float(), means, precision).min(dim=1).values
         info["threshold_from"] = "the fit clips themselves (fewer than 3 speakers: optimistic)"
     threshold = float(torch.quantile(held_scores, quantile))
     return OODStats(means, precision, threshold, LAYER, model_digest(model), info)
@@ -180,26 +161,3 @@ def score_waves(bundle, stats: OODStats, waves: list[np.ndarray]) -> torch.Tenso
 
     feats = features(waves, bundle.frontend)
     return stats.score_features(bundle.model, feats)
-
-
-def auroc(negatives, positives) -> float:
-    """Area under the ROC curve for telling `positives` (higher scores expected) from `negatives`:
-    the probability that a random positive outscores a random negative, ties counting half."""
-    neg = np.asarray(negatives, dtype=np.float64).ravel()
-    pos = np.asarray(positives, dtype=np.float64).ravel()
-    if not len(neg) or not len(pos):
-        raise ValueError("AUROC needs at least one score on each side")
-    allv = np.concatenate([neg, pos])
-    order = allv.argsort(kind="mergesort")
-    ranks = np.empty(len(allv))
-    sorted_v = allv[order]
-    # average ranks over ties
-    i = 0
-    while i < len(sorted_v):
-        j = i
-        while j + 1 < len(sorted_v) and sorted_v[j + 1] == sorted_v[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    r_pos = ranks[len(neg):].sum()
-    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

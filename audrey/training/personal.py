@@ -11,16 +11,14 @@ How (each step chosen by measurement on FSDD's personal k-shot protocol; see ben
    the embedding: -|e - m|^2 = 2 m.e - |m|^2 - |e|^2, where the last term is the same for every class.
    So the prototypes are added to the head's linear layer; nothing about the architecture changes.
 
-The personal weights file holds only the tensors that differ from the base (safetensors, plus JSON
-metadata naming the base by the digest of its weights, the speaker, the takes and the before/after
-figures). It applies to that base and no other: `load_personal` checks the digest. When the base
-has a rejection calibration, the metadata also holds its thresholds fitted to the takes
-(`fit_rejection`): the calibration's voices are synthetic, and a real voice may need a looser test.
+The result is saved as a personal weights file (audrey.models.personal_file: the tensors that differ
+from the base, applying to that base only). When the base has a rejection calibration, its
+thresholds fitted to the takes go into the file too (`fit_rejection`): the calibration's voices are
+synthetic, and a real voice may need a looser test.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter, defaultdict
@@ -31,17 +29,15 @@ import torch
 import torch.nn.functional as F
 
 from audrey import DIGIT_WORDS
-from audrey.atomic import atomic_write_bytes
 from audrey.data.augment import AugmentConfig, augment_batch
 from audrey.console import warn
 from audrey.data.corpora import Clip, read_corpus
 from audrey.errors import AudreyError
 from audrey.data.features import FeatureCache, clip_features
-from audrey.models.modelfile import ModelBundle, code_version, load_model, model_digest, read_safetensors
+from audrey.models.modelfile import ModelBundle, load_model, model_digest
+from audrey.models.personal_file import SUFFIX, changed_tensors, save_personal
 from audrey.training.train import predict_features
 
-FORMAT = "audrey-personal/1"
-SUFFIX = ".personal.safetensors"
 MIN_TAKES = 1  # per digit: one take per digit already beats the base on that voice
 
 
@@ -215,68 +211,6 @@ def accuracy(bundle: ModelBundle, feats: torch.Tensor, labels: torch.Tensor) -> 
     return (predict_features(bundle.model, feats).argmax(-1) == labels).float().mean().item()
 
 
-# --- the personal weights file --------------------------------------------------------------------
-
-
-def changed_tensors(base: torch.nn.Module, personal: torch.nn.Module) -> dict[str, torch.Tensor]:
-    b = base.state_dict()
-    return {k: v.detach().contiguous().cpu() for k, v in personal.state_dict().items() if not torch.equal(v, b[k])}
-
-
-def save_personal(path: Path, base: ModelBundle, personal: ModelBundle, info: dict) -> Path:
-    """The tensors `personal` changed, with metadata naming the base by its weights' digest."""
-    from safetensors.torch import save
-
-    tensors = changed_tensors(base.model, personal.model)
-    meta = {
-        "format": FORMAT,
-        "arch": base.arch,
-        "base_digest": model_digest(base.model),
-        "base_name": str(info.get("base", "")),
-        "info": json.dumps({"code_version": code_version(), **info}),
-    }
-    return atomic_write_bytes(Path(path), save(tensors, metadata=meta))
-
-
-def read_personal(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    meta, tensors = read_safetensors(path, FORMAT, "personal weights file",
-                                     "make one with `audrey personalize --speaker NAME`")
-    try:
-        meta["info"] = json.loads(meta.get("info", "{}"))
-    except ValueError:
-        raise AudreyError(f"{path}: damaged metadata; make the personal weights again with `audrey personalize`") from None
-    return meta, tensors
-
-
-def apply_personal(base: ModelBundle, weights: Path, base_path: Path | str = "the base model") -> ModelBundle:
-    """`base` with the personal weights in `weights` put in place (a new bundle; `base` is untouched)."""
-    import copy
-
-    meta, tensors = read_personal(weights)
-    want, have = meta.get("base_digest", ""), model_digest(base.model)
-    if want != have:
-        named = f" ({meta['base_name']})" if meta.get("base_name") else ""
-        raise AudreyError(f"{weights}: personal weights made for another base model{named}, weights {want}; "
-                          f"{base_path} has weights {have}. Pass the base they were made from with --model, "
-                          f"or personalize again with --base {base_path}")
-    model = copy.deepcopy(base.model)
-    state = model.state_dict()
-    for name, value in tensors.items():
-        if name not in state or state[name].shape != value.shape:
-            raise AudreyError(f"{weights}: tensor {name} does not fit the {base.arch} architecture; the file is damaged")
-        state[name] = value
-    model.load_state_dict(state)
-    model.eval()
-    provenance = {**base.provenance, "personal": {"weights": str(weights), **meta["info"]}}
-    return ModelBundle(model, base.frontend, list(base.labels), provenance)
-
-
-def load_bundle(model: Path, weights: Path | None = None) -> ModelBundle:
-    """The model file, with personal weights applied when `weights` is given."""
-    bundle, _ = load_model(model)
-    return apply_personal(bundle, weights, model) if weights is not None else bundle
-
-
 # --- the command ----------------------------------------------------------------------------------
 
 
@@ -404,11 +338,13 @@ def _personalize(speaker, base_path: Path, out, data, recordings, holdout, curve
 
 def fit_rejection(base_path: Path, base: ModelBundle, personal: ModelBundle, clips: list[Clip]) -> dict | None:
     """The base's rejection (its calibration file) fitted to the speaker's takes, as the personal
-    model hears them (audrey.live.reject.fit_to_voice); None when the base has no calibration for it
+    model hears them (audrey.live.voice_fit.fit_to_voice); None when the base has no calibration for it
     (with a warning when the calibration there belongs to another model)."""
     from audrey.audio.waveform import load_audio
+    from audrey.live.calibration import Calibration, sidecar_path
+    from audrey.live.judge import Judge
     from audrey.live.recognizer import Recognizer
-    from audrey.live.reject import Calibration, Judge, fit_to_voice, sidecar_path
+    from audrey.live.voice_fit import fit_to_voice
 
     side = sidecar_path(base_path)
     if not side.exists():
