@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -56,8 +57,28 @@ def user_errors(fn):
     return wrapper
 
 
+def json_text(obj, indent: int | None = None) -> str:
+    """`obj` as strict JSON. JSON has no NaN or Infinity (jq, JavaScript and strict parsers reject
+    the `NaN` Python would write), so a number that is not finite (a diverged run's loss, an
+    undefined rate) is written as null, "no value", and the rest of the output stays usable;
+    allow_nan=False guards that nothing slips through."""
+    return json.dumps(finite_or_null(obj), indent=indent, default=str, allow_nan=False)
+
+
+def finite_or_null(obj):
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # numpy scalars and arrays, tensors
+        return finite_or_null(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def print_json(obj) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.write(json_text(obj, indent=2) + "\n")
 
 
 @data_app.command("fetch")
@@ -205,7 +226,7 @@ def predict_cmd(
     scores = score_files(model_path(model), base, files, required=ood)  # None without OOD statistics
     for i, (path, pred) in enumerate(zip(files, preds)):
         if as_json:
-            sys.stdout.write(json.dumps({"file": str(path), **pred.to_dict(), **({"ood": scores[i]} if scores else {})}) + "\n")
+            sys.stdout.write(json_text({"file": str(path), **pred.to_dict(), **({"ood": scores[i]} if scores else {})}) + "\n")
         else:
             top = "  ".join(f"{d}:{p:.2f}" for d, p in pred.top3)
             flag = f"\tOOD {scores[i]['score']:.1f}{' (out of distribution)' if scores[i]['flagged'] else ''}" if scores else ""
@@ -424,7 +445,7 @@ def transcribe_cmd(
             out = t.to_dict()
             if not rejected:
                 out.pop("rejected")
-            sys.stdout.write(json.dumps(out) + "\n")
+            sys.stdout.write(json_text(out) + "\n")
             continue
         sys.stdout.write(f"{path}\t{t.text or '(no digits)'}\n")
         for e in t.events:
@@ -522,7 +543,7 @@ def explain_cmd(
         d = ex.deletion
         margins.append(d["margin_vs_random"])
         if as_json:
-            sys.stdout.write(json.dumps(ex.to_dict()) + "\n")
+            sys.stdout.write(json_text(ex.to_dict()) + "\n")
             continue
         sys.stdout.write(f"{f}\t{ex.digit}\t{ex.confidence:.2f}\theatmap {ex.png}\taudible {ex.wav}\n"
                          f"  deleting the top {fraction:.0%} cells: p drops {d['drop_top']:+.3f}; the same number at random: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +105,66 @@ def test_corrupt_cache_file_is_recomputed(tmp_path, cache_dir, damage):
 
 def test_cache_put_leaves_no_temp_files(tmp_path):
     cache = FeatureCache(CFG, tmp_path / "c")
-    cache.put("ab" * 16, np.ones((2, 3), np.float32))
+    entry = np.ones((CFG.n_mels, CFG.n_frames), np.float32)
+    cache.put("ab" * 16, entry)
     assert [p.name for p in (tmp_path / "c").rglob("*") if p.is_file()] == ["ab" * 16 + ".npy"]
-    np.testing.assert_array_equal(cache.get("ab" * 16), np.ones((2, 3)))
+    np.testing.assert_array_equal(cache.get("ab" * 16), entry)
     assert cache.get("cd" * 16) is None
+
+
+WRONG_ENTRIES = {
+    "other shape": np.zeros((CFG.n_mels, CFG.n_frames + 1), np.float32),
+    "transposed": np.zeros((CFG.n_frames, CFG.n_mels), np.float32),
+    "float64": np.zeros((CFG.n_mels, CFG.n_frames), np.float64),
+    "scalar": np.float32(1.0),
+    "nan": np.full((CFG.n_mels, CFG.n_frames), np.nan, np.float32),
+    "one inf": np.where(np.arange(CFG.n_mels * CFG.n_frames).reshape(CFG.n_mels, CFG.n_frames) == 7, np.inf, 0).astype(np.float32),
+    "fortran order": np.asfortranarray(np.zeros((CFG.n_mels, CFG.n_frames), np.float32)),
+    "object (pickle)": np.array([{"x": 1}], dtype=object),
+}
+
+
+@pytest.mark.parametrize("kind", list(WRONG_ENTRIES))
+def test_wrong_cache_entry_is_recomputed(tmp_path, cache_dir, kind):
+    """A valid .npy that is not what the frontend makes (shape, dtype, NaN, a pickle) is never
+    used: it is recomputed, and the entry repaired."""
+    clip = tone_clips(tmp_path / "clips", 1)[0]
+    good, _ = clip_features([clip], CFG)
+    (npy,) = cached_files(cache_dir)
+    np.save(npy, WRONG_ENTRIES[kind], allow_pickle=True)
+    again, _ = clip_features([clip], CFG)
+    torch.testing.assert_close(again, good)
+    assert np.array_equal(np.load(npy), good[0].numpy())
+
+
+def test_cache_entry_declaring_a_huge_array_costs_nothing(tmp_path, cache_dir):
+    """A .npy header may declare any shape; the data is never read unless it is the right one."""
+    clip = tone_clips(tmp_path / "clips", 1)[0]
+    good, _ = clip_features([clip], CFG)
+    (npy,) = cached_files(cache_dir)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**20, 2**20)})
+    npy.write_bytes(header.getvalue() + b"\x00" * 64)  # a 4 TiB array, if anything believed the header
+    assert FeatureCache(CFG).get(npy.stem) is None
+    again, _ = clip_features([clip], CFG)
+    torch.testing.assert_close(again, good)
+
+
+def test_stale_temp_files_are_removed_fresh_ones_kept(tmp_path):
+    """A writer killed between writing and renaming leaves a hidden .tmp; the next cache removes
+    it once it is old enough that no live writer can own it."""
+    import os
+    import time
+
+    root = tmp_path / "c"
+    folder = root / "features" / CFG.key() / "ab"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / f".{'ab' * 16}.npy.x1.tmp", folder / f".{'ab' * 16}.npy.x2.tmp"
+    stale.write_bytes(b"partial"), fresh.write_bytes(b"partial")
+    old = time.time() - features.STALE_TEMP_SECONDS - 60
+    os.utime(stale, (old, old))
+    FeatureCache(CFG, root)
+    assert not stale.exists() and fresh.exists()
 
 
 def test_bad_clips_skipped_with_one_warning(tmp_path, capsys):

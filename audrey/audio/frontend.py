@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -16,23 +16,47 @@ import torch
 from torch import nn
 
 from audrey.audio import waveform
-from audrey.errors import AudreyError
+from audrey.schema import bounded, from_fields
+
+
+MAX_FRAMES = 2000  # frames per clip (101 by default): bounds what one clip costs every model
 
 
 @dataclass(frozen=True)
 class FrontendConfig:
-    sample_rate: int = waveform.SAMPLE_RATE
-    clip_seconds: float = waveform.CLIP_SECONDS
-    trim_top_db: float = waveform.TRIM_TOP_DB
-    n_fft: int = 256
-    win_length: int = 200  # 25 ms
-    hop_length: int = 80  # 10 ms
-    n_mels: int = 40
-    f_min: float = 50.0
+    """Read back from every model file: each field typed and bounded (audrey.schema), and
+    `inconsistency` states what the STFT and the mel filterbank need of the fields together."""
+
+    sample_rate: int = bounded(waveform.SAMPLE_RATE, 1000, 192_000)
+    clip_seconds: float = bounded(waveform.CLIP_SECONDS, 0.1, waveform.MAX_CLIP_FILE_SECONDS)
+    trim_top_db: float = bounded(waveform.TRIM_TOP_DB, 1.0, 120.0)
+    n_fft: int = bounded(256, 16, 8192)
+    win_length: int = bounded(200, 16, 8192)  # 25 ms
+    hop_length: int = bounded(80, 1, 8192)  # 10 ms
+    n_mels: int = bounded(40, 1, 128)
+    f_min: float = bounded(50.0, 0.0, 96_000.0)
     # Top of the band: below 4 kHz (Nyquist of 8 kHz sources) and below the roll-off of the
     # anti-aliasing filters that FSDD and phone audio went through on their way to 8 kHz.
-    f_max: float = 3800.0
-    log_floor: float = 1e-6
+    f_max: float = bounded(3800.0, 1.0, 96_000.0)
+    log_floor: float = bounded(1e-6, 1e-12, 1.0)  # > 0: log(0) is -inf
+
+    def inconsistency(self) -> str | None:
+        bins = self.n_fft // 2 + 1
+        if self.win_length > self.n_fft:
+            return f"win_length {self.win_length} is longer than n_fft {self.n_fft}"
+        if self.hop_length > self.win_length:
+            return f"hop_length {self.hop_length} is longer than win_length {self.win_length} (frames would skip audio)"
+        if self.n_mels > bins:
+            return f"n_mels {self.n_mels} is more than the {bins} frequency bins of n_fft {self.n_fft}"
+        if not self.f_min < self.f_max <= self.sample_rate / 2:
+            return (f"the band f_min {self.f_min:g} to f_max {self.f_max:g} Hz does not fit below the Nyquist "
+                    f"frequency of sample_rate {self.sample_rate} ({self.sample_rate / 2:g} Hz)")
+        if self.clip_samples <= self.n_fft // 2:
+            return f"clip_seconds {self.clip_seconds:g} is too short for n_fft {self.n_fft} at sample_rate {self.sample_rate}"
+        if self.n_frames > MAX_FRAMES:
+            return (f"hop_length {self.hop_length} makes {self.n_frames} frames of a {self.clip_seconds:g} s clip "
+                    f"at sample_rate {self.sample_rate}; at most {MAX_FRAMES}")
+        return None
 
     @property
     def clip_samples(self) -> int:
@@ -46,12 +70,9 @@ class FrontendConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FrontendConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise AudreyError(f"frontend config has unknown fields {sorted(unknown)}; upgrade audrey")
-        return cls(**data)
+    def from_dict(cls, data: dict, where: str = "frontend config", remedy: str = "") -> "FrontendConfig":
+        """From untrusted JSON (a model file's metadata): every field checked; `where` names the source."""
+        return from_fields(cls, data, where, remedy)
 
     def key(self) -> str:
         """Short stable hash: the feature cache keeps one folder per frontend config."""

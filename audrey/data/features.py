@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,27 +32,69 @@ def file_digest(path: Path) -> str:
 
 
 class FeatureCache:
-    """One .npy per clip under <cache>/features/<frontend key>/<aa>/<digest>.npy."""
+    """One .npy per clip under <cache>/features/<frontend key>/<aa>/<digest>.npy.
+
+    An entry is used only if it is exactly what the frontend makes: float32 of shape
+    (n_mels, n_frames), every value finite. Anything else (damaged, truncated, another shape or
+    dtype, NaN) counts as absent and is recomputed, and the rewrite repairs it.
+    """
 
     def __init__(self, cfg: FrontendConfig, root: Path | None = None):
         self.dir = (root or cache_root()) / "features" / cfg.key()
+        self.shape = (cfg.n_mels, cfg.n_frames)
+        remove_stale_temps(self.dir)
 
     def _path(self, digest: str) -> Path:
         return self.dir / digest[:2] / f"{digest}.npy"
 
     def get(self, digest: str) -> np.ndarray | None:
-        path = self._path(digest)
         try:
-            return np.load(path)
+            with self._path(digest).open("rb") as fh:
+                return read_entry(fh, self.shape)
         except (OSError, ValueError, EOFError):
-            # absent, or damaged (np.load raises EOFError for an empty file, ValueError for
-            # garbage or a short one): recompute
+            # absent, or damaged (the .npy header is unreadable: ValueError, or EOFError for an empty file)
             return None
 
     def put(self, digest: str, feats: np.ndarray) -> None:
         buf = io.BytesIO()
         np.save(buf, feats)
         atomic_write_bytes(self._path(digest), buf.getvalue(), durable=False)  # a cache: rename, no fsync
+
+
+ENTRY_DTYPE = np.dtype("<f4")
+STALE_TEMP_SECONDS = 600  # a writer renames its temp file within milliseconds; one this old was left by a killed one
+
+
+def read_entry(fh, shape: tuple[int, int]) -> np.ndarray | None:
+    """The array in an open .npy file if it is float32 of exactly `shape` with finite values, else
+    None. The header is checked before any data is read, so a header declaring a huge array costs
+    nothing; pickled object arrays are never loaded."""
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+    if read_header is None:
+        return None
+    found, fortran, dtype = read_header(fh)
+    if tuple(found) != tuple(shape) or fortran or dtype != ENTRY_DTYPE:
+        return None
+    count = int(np.prod(shape))
+    data = np.fromfile(fh, dtype=ENTRY_DTYPE, count=count)
+    if data.size != count or not np.isfinite(data).all():
+        return None
+    return data.reshape(shape)
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete the hidden `.<name>.*.tmp` files that writers killed mid-write left in the cache
+    (atomic_write_bytes never leaves one otherwise). Only old ones: a concurrent writer's fresh
+    temp file is left alone."""
+    cutoff = time.time() - STALE_TEMP_SECONDS
+    for tmp in folder.glob("*/.*.tmp"):
+        try:
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+        except OSError:
+            pass  # gone already (another process cleaned it), or not ours to remove
 
 
 def clip_features(

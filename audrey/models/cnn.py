@@ -16,14 +16,17 @@ from torch import nn
 
 from audrey.models.hooks import HookedModule, HookPoint
 from audrey.models.common import Head, RangeNorm
+from audrey.schema import bounded
 
 
 @dataclass(frozen=True)
 class CNNConfig:
-    n_mels: int = 40
-    n_classes: int = 10
-    channels: tuple[int, ...] = (16, 32, 64, 96, 128)
-    dropout: float = 0.3
+    """Read back from model files (and rejection files' detectors): every field bounded, see schema."""
+
+    n_mels: int = bounded(40, 1, 128)
+    n_classes: int = bounded(10, 1, 1000)
+    channels: tuple[int, ...] = bounded((16, 32, 64, 96, 128), 1, 512, items=(1, 8))
+    dropout: float = bounded(0.3, 0.0, 0.95)
 
 
 class ConvBlock(nn.Module):

@@ -10,19 +10,30 @@ from torchaudio.models.conformer import ConformerLayer
 
 from audrey.models.hooks import HookedModule, HookPoint
 from audrey.models.common import Head, RangeNorm
+from audrey.schema import bounded
 
 
 @dataclass(frozen=True)
 class ConformerConfig:
-    n_mels: int = 40
-    n_classes: int = 10
+    """Read back from model files: every field bounded (see schema), and `inconsistency` states
+    what torchaudio's layers need of them together."""
+
+    n_mels: int = bounded(40, 1, 128)
+    n_classes: int = bounded(10, 1, 1000)
     # Sized for a 2-core CPU: attention over 26 frames is cheap, per-layer overhead is not.
-    d_model: int = 64
-    n_heads: int = 4
-    ffn_dim: int = 128
-    n_layers: int = 2
-    kernel_size: int = 7
-    dropout: float = 0.1
+    d_model: int = bounded(64, 1, 1024)
+    n_heads: int = bounded(4, 1, 64)
+    ffn_dim: int = bounded(128, 1, 4096)
+    n_layers: int = bounded(2, 1, 32)
+    kernel_size: int = bounded(7, 1, 63)
+    dropout: float = bounded(0.1, 0.0, 0.95)
+
+    def inconsistency(self) -> str | None:
+        if self.d_model % self.n_heads:
+            return f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}"
+        if self.kernel_size % 2 == 0:
+            return f"kernel_size {self.kernel_size} is even; the convolution module needs an odd one"
+        return None
 
 
 class Subsample(nn.Module):

@@ -1,13 +1,14 @@
 """One model file: safetensors weights plus JSON metadata (architecture, frontend, labels, provenance).
 
-Loading reads tensors and JSON only; nothing in the file is ever executed (no pickle).
+Loading reads tensors and JSON only; nothing in the file is ever executed (no pickle), and every
+part of it is checked before use (safe_file for the bytes, audrey.schema for the metadata).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -17,10 +18,13 @@ from audrey.atomic import atomic_write_bytes
 from audrey.errors import AudreyError
 from audrey.audio.frontend import FrontendConfig
 from audrey.models.hooks import HookedModule
-from audrey.models import ARCHITECTURES, arch_of, build_model, config_dict
+from audrey.models import ARCHITECTURES, arch_of, build, config_dict, config_from_dict, weight_layout
+from audrey.models.safe_file import SafeFile, open_safe
+from audrey.schema import parse_json, shown
 
 FORMAT = "audrey-model/1"
 LABELS = [str(d) for d in range(10)]
+REMEDY = "re-export the model, or train a new one with `audrey train`"
 
 
 @dataclass
@@ -86,64 +90,65 @@ def save_model(bundle: ModelBundle, path: str | Path, extra_tensors: dict[str, t
     return atomic_write_bytes(Path(path), save(tensors, metadata=metadata))
 
 
+def open_format(path: str | Path, fmt: str, what: str, remedy: str = "") -> SafeFile:
+    """The checked header (see safe_file.open_safe) of one of Audrey's safetensors files whose
+    metadata says `format: fmt`. Nothing is read beyond the header yet."""
+    file = open_safe(path, what, remedy)
+    found = file.metadata.get("format")
+    if found != fmt:
+        hint = " (it is a model file: pass it with --model)" if found == FORMAT else ""
+        raise file.error(f"not an Audrey {what} (format {shown(found)}, expected {shown(fmt)}){hint}")
+    return file
+
+
 def read_safetensors(path: str | Path, fmt: str, what: str, remedy: str = "",
                      tensors: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
     """(metadata, tensors) of one of Audrey's safetensors files (model files, personal weights,
     calibration, OOD statistics, probes, checkpoints) whose metadata says `format: fmt`; with
-    `tensors=False` only the metadata is read. Every failure is one line that names the file, says
-    what is wrong with it, and ends with `remedy` (what to do)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    tail = f"; {remedy}" if remedy else ""
-    if not path.is_file():
-        raise AudreyError(f"{path}: no such {what}{tail}")
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            found = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}
-    except Exception as exc:  # SafetensorError and friends: truncated, or not safetensors at all
-        raise AudreyError(f"{path}: not a readable {what} ({str(exc).splitlines()[0]}; it may be truncated){tail}") from None
-    if meta.get("format") != fmt:
-        hint = " (it is a model file: pass it with --model)" if meta.get("format") == FORMAT else ""
-        raise AudreyError(f"{path}: not an Audrey {what} (format {meta.get('format')!r}, expected {fmt!r}){hint}{tail}")
-    return meta, found
-
-
-def read_header(path: Path) -> dict:
-    """The metadata of a model file, without reading its tensors."""
-    return read_safetensors(path, FORMAT, "model file", tensors=False)[0]
+    `tensors=False` only the metadata is read. The file and header sizes are bounded, the header's
+    layout is checked before any data is read, and NaN or infinite tensors are refused. Every
+    failure is one line that names the file, says what is wrong with it, and ends with `remedy`."""
+    file = open_format(path, fmt, what, remedy)
+    return dict(file.metadata), (file.tensors() if tensors else {})
 
 
 def load_model(path: str | Path, expect_arch: str | None = None) -> tuple[ModelBundle, dict[str, torch.Tensor]]:
-    """(bundle, extra tensors) from a model file. Refuses other formats, architectures and damage."""
-    from safetensors.torch import load_file
+    """(bundle, extra tensors) from a model file. Refuses other formats, architectures and damage.
 
+    Order matters: metadata fields are type- and range-checked, then the tensor shapes the header
+    declares are compared with those of the architecture the metadata describes (built on the meta
+    device, which allocates nothing), and only then is the model built and its weights read. A
+    crafted file can therefore not make this allocate more than the (bounded) file holds."""
     path = Path(path)
-    meta = read_header(path)
+    file = open_format(path, FORMAT, "model file")
+    meta = file.metadata
     arch = meta.get("arch", "")
     if arch not in ARCHITECTURES:
-        raise AudreyError(f"{path}: architecture {arch!r} is not one this audrey knows ({', '.join(ARCHITECTURES)})")
+        raise AudreyError(f"{path}: architecture {shown(arch)} is not one this audrey knows ({', '.join(ARCHITECTURES)})")
     if expect_arch and arch != expect_arch:
         raise AudreyError(f"{path}: holds a {arch} model, not a {expect_arch}; pick a {expect_arch} file or --model {arch}")
-    try:
-        model = build_model(arch, **json.loads(meta["model_config"]))
-        frontend = FrontendConfig.from_dict(json.loads(meta["frontend"]))
-        labels = json.loads(meta["labels"])
-        provenance = json.loads(meta.get("provenance", "{}"))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise AudreyError(f"{path}: damaged metadata ({exc}); re-export the model") from None
-    try:
-        tensors = load_file(str(path))
-    except Exception as exc:
-        raise AudreyError(f"{path}: weights unreadable ({str(exc).splitlines()[0]}); the file may be truncated") from None
+    file = replace(file, remedy=REMEDY)
+
+    def metadata_json(key: str, default: str | None = None):
+        return parse_json(meta.get(key, default), f"{path}: {key}", REMEDY)
+
+    cfg = config_from_dict(arch, metadata_json("model_config"), f"{path}: model_config", REMEDY)
+    frontend = FrontendConfig.from_dict(metadata_json("frontend"), f"{path}: frontend", REMEDY)
+    labels, provenance = metadata_json("labels"), metadata_json("provenance", "{}")
+    if labels != LABELS:
+        raise file.error(f"labels are {shown(labels)}; an Audrey model's are the ten digits \"0\" to \"9\"")
+    if cfg.n_classes != len(LABELS):
+        raise file.error(f"model_config field n_classes is {cfg.n_classes}; an Audrey model has one class per digit ({len(LABELS)})")
+    if cfg.n_mels != frontend.n_mels:
+        raise file.error(f"model_config field n_mels is {cfg.n_mels} but its frontend makes {frontend.n_mels} mel bands")
+    if not isinstance(provenance, dict):
+        raise file.error(f"provenance is {shown(provenance)}, not a JSON object")
+    file.check_layout(weight_layout(arch, cfg), f"weights do not fit the {arch} architecture it names", optional_prefix="extra.")
+    tensors = file.tensors()
     extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
     state = {k: v for k, v in tensors.items() if not k.startswith("extra.")}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise AudreyError(f"{path}: weights do not fit the {arch} architecture it names ({first})") from None
+    model = build(arch, cfg)
+    model.load_state_dict(state, strict=True)  # cannot fail: the layout was checked
     model.eval()
     return ModelBundle(model, frontend, labels, provenance), extra
 

@@ -17,6 +17,7 @@ from audrey.models.modelfile import model_digest, save_model
 from audrey.models import config_from_dict
 from audrey.data.splits import Split, audiomnist_fold, leave_one_speaker_out, random_speaker_split
 from audrey.tracking.wandb_run import Tracker, TrackingOptions, log_evaluation
+from audrey.training.checkpoint import best_weights_path, resume_point
 from audrey.training.train import TrainConfig, TrainResult, train
 
 SPLITS_HELP = "random | loso:SPEAKER | audiomnist:FOLD | none (no test set)"
@@ -67,6 +68,8 @@ def train_run(
     frontend: FrontendConfig = FrontendConfig(),
 ) -> RunOutput:
     config_from_dict(cfg.arch, cfg.model)  # an unknown architecture fails now, not after feature extraction
+    checkpoint = out.with_suffix(".ckpt.safetensors")
+    resume = resume and resume_point(checkpoint) is not None  # so does a damaged checkpoint; none is a note
     clips = read_corpora(data)
     parts = make_split(clips, split, cfg.seed, val_speakers)
     extra = synthetic_clips(synth_voices, cfg.seed)  # training only: never in val or test
@@ -76,7 +79,6 @@ def train_run(
               "clips": {"train": len(parts.train) + len(extra), "val": len(parts.val), "test": len(parts.test)},
               "speakers": {"train": sorted({c.speaker for c in parts.train}), "val": sorted({c.speaker for c in parts.val}),
                            "test": sorted({c.speaker for c in parts.test})}}
-    checkpoint = out.with_suffix(".ckpt.safetensors")
     with Tracker("train", config, tracking, name=out.stem) as tracker:
         result = train(parts.train + extra, parts.val, cfg, frontend, checkpoint, resume,
                        on_epoch=lambda r: tracker.log(r, step=r["epoch"]),
@@ -95,6 +97,6 @@ def train_run(
                          "params": sum(p.numel() for p in result.bundle.model.parameters()), "file_bytes": out.stat().st_size})
         tracker.artifact(out, out.stem, "model", model_digest(result.bundle.model),
                          {"arch": cfg.arch, "data": config["data"], "split": split, "best_epoch": result.best_epoch})
-    for path in (checkpoint, checkpoint.with_name(checkpoint.stem + ".best.safetensors")):
+    for path in (checkpoint, best_weights_path(checkpoint)):
         path.unlink(missing_ok=True)  # the run finished: the model file supersedes its checkpoints
     return RunOutput(result, test, out, tracker.path)

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from audrey.data.augment import AugmentConfig, augment_batch
-from audrey.training.checkpoint import load_checkpoint, save_checkpoint
+from audrey.training.checkpoint import (best_weights_path, load_checkpoint, load_weights, resume_point,
+                                       save_checkpoint, save_weights)
 from audrey.console import err, progress, quiet
 from audrey.data.corpora import Clip
 from audrey.errors import AudreyError
@@ -90,6 +91,7 @@ def train(
     """Train a model; `on_epoch(record)` is called after each epoch (for W&B and run records)."""
     if not train_clips:
         raise AudreyError("no training clips; pass --data with at least one corpus")
+    resume_from = resume_point(checkpoint) if resume else None  # a damaged checkpoint fails before any work
     torch.manual_seed(cfg.seed)
     cache = FeatureCache(frontend)
     x_train, train_clips = clip_features(train_clips, frontend, cache, "features (train)")
@@ -105,12 +107,10 @@ def train(
     generator = torch.Generator().manual_seed(cfg.seed)
     state = {"epoch": 0, "best_acc": -1.0, "best_loss": float("inf"), "best_epoch": 0, "history": [], "seconds": 0.0}
     best_weights = None
-    if resume and checkpoint and checkpoint.exists():
-        state = load_checkpoint(checkpoint, model, optimizer, scheduler, generator)
-        best_path = best_weights_path(checkpoint)
-        if best_path.exists():
-            best_weights = load_weights(best_path)
-        err.print(f"resuming from {checkpoint} after epoch {state['epoch']}")
+    if resume_from:
+        state = load_checkpoint(resume_from, model, optimizer, scheduler, generator)
+        best_weights = load_weights(best_weights_path(resume_from), model)  # written before every checkpoint
+        err.print(f"resuming from {resume_from} after epoch {state['epoch']}")
 
     start = time.perf_counter() - state["seconds"]
     with progress(transient=False) as bar:
@@ -175,20 +175,3 @@ def train(
     })
     return TrainResult(bundle, state["history"], state["best_epoch"], time.perf_counter() - start)
 
-
-def best_weights_path(checkpoint: Path) -> Path:
-    return checkpoint.with_name(checkpoint.stem + ".best.safetensors")
-
-
-def save_weights(path: Path, weights: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save
-
-    from audrey.atomic import atomic_write_bytes
-
-    atomic_write_bytes(path, save({k: v.contiguous() for k, v in weights.items()}))
-
-
-def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
