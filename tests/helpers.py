@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -93,32 +94,21 @@ def wandb_offline_run(run_dir) -> dict:
     7-byte header, then LevelDB-style chunks of protobuf `Record`s in 32 KiB blocks):
     {"config", "history" (list of dicts), "summary", "artifacts" (name, type, aliases, metadata,
     files), "tables" (key -> the table's columns and rows, from files/media/table)}."""
-    import struct
     from pathlib import Path
 
     from wandb.proto import wandb_internal_pb2 as pb
 
     run_dir = Path(run_dir)
-    data = next(run_dir.glob("run-*.wandb")).read_bytes()
-    assert data[:4] == b":W&B", "not a W&B run file"
-    block, pos, partial, records = 32768, 7, b"", []
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # the tail of a block too short for a header is padding
-            pos += block - pos % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        chunk = data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind == 1:
-            records.append(chunk)
-        elif kind == 2:
-            partial = chunk
-        elif kind == 3:
-            partial += chunk
-        elif kind == 4:
-            records.append(partial + chunk)
-        elif kind == 0 and length == 0:
-            pos += block - pos % block if pos % block else 0
+    # W&B's service writes the log on its own schedule, after `run.finish()` has returned: wait
+    # (bounded) for the run's exit record, so the test reads the whole run every time.
+    deadline = time.monotonic() + 60
+    while True:
+        records = _wandb_records(next(run_dir.glob("run-*.wandb")).read_bytes())
+        kinds = [_record_kind(pb, raw) for raw in records]
+        if "exit" in kinds or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert "exit" in kinds, f"the W&B run in {run_dir} was not finished within 60 s"
     out = {"config": {}, "history": [], "summary": {}, "artifacts": [], "tables": {}}
     for raw in records:
         rec = pb.Record()
@@ -141,6 +131,38 @@ def wandb_offline_run(run_dir) -> dict:
         key = str(path.relative_to(run_dir / "files" / "media" / "table")).rsplit("_", 2)[0]
         out["tables"][key] = json.loads(path.read_text())
     return out
+
+
+def _record_kind(pb, raw: bytes) -> str | None:
+    rec = pb.Record()
+    rec.ParseFromString(raw)
+    return rec.WhichOneof("record_type")
+
+
+def _wandb_records(data: bytes) -> list[bytes]:
+    """The raw records of a .wandb file (as much of it as has been written)."""
+    import struct
+
+    assert data[:4] == b":W&B", "not a W&B run file"
+    block, pos, partial, records = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # the tail of a block too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            records.append(chunk)
+        elif kind == 2:
+            partial = chunk
+        elif kind == 3:
+            partial += chunk
+        elif kind == 4:
+            records.append(partial + chunk)
+        elif kind == 0 and length == 0:
+            pos += block - pos % block if pos % block else 0
+    return records
 
 
 def spoken(matcher, phone_ids: list[int], frames: int = 50, confidence: float = 20.0):
