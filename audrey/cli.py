@@ -217,7 +217,7 @@ def predict_cmd(
     """Digit, confidence and top-3 for each file."""
     from audrey.models.personal_file import load_bundle
     from audrey.live.recognizer import Recognizer
-    from audrey.observe.ood_files import score_files
+    from audrey.observe.ood import score_files
 
     recognizer = Recognizer.from_file(model_path(model), weights)
     preds = recognizer.predict_files(files)

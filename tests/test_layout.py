@@ -128,3 +128,24 @@ def test_typer_is_imported_only_by_the_cli():
             if any(m == "typer" or m.startswith("typer.") for m in mods):
                 users.append(name)
     assert users and set(users) == {"audrey.cli"}, f"typer imported outside audrey/cli.py: {sorted(set(users) - {'audrey.cli'})}"
+
+
+def readme_layout() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Layout"):]
+    return section[section.index("```") + 3 : section.index("```", section.index("```") + 3)]
+
+
+def test_the_readme_layout_names_every_module_and_nothing_else():
+    """The README's Layout block is the map of the package: each folder (as `name/`) and each module
+    (as `name.py`) in it exists, and every one in the tree is in it."""
+    import re
+
+    layout = readme_layout()
+    named = set(re.findall(r"\b([a-z_]+\.py)\b", layout))
+    folders = set(re.findall(r"(?m)^  ([a-z_]+)/", layout))
+    tree = {p.name for p in (REPO / "audrey").rglob("*.py") if p.name != "__init__.py"}
+    packages = {p.parent.name for p in (REPO / "audrey").glob("*/__init__.py")}
+    assert tree - named == set(), "modules missing from the README's Layout section"
+    assert named - tree == set(), "the README's Layout section names modules that do not exist"
+    assert folders == packages

@@ -27,8 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audrey.atomic import atomic_write_bytes
+from audrey.audio.frontend import features, load_clip
+from audrey.data.features import clip_features
 from audrey.errors import AudreyError
-from audrey.models.modelfile import companion_path, model_digest
+from audrey.models.modelfile import companion_path, model_digest, read_safetensors
 from audrey.observe.mahalanobis import SHRINKAGE, class_statistics, squared_distances
 
 FORMAT = "audrey-ood/1"
@@ -76,7 +79,6 @@ class OODStats:
     def save(self, path: str | Path) -> Path:
         from safetensors.torch import save
 
-        from audrey.atomic import atomic_write_bytes
 
         meta = {"format": FORMAT, "layer": self.layer, "threshold": repr(float(self.threshold)),
                 "model_digest": self.model_digest, "info": json.dumps(self.info)}
@@ -85,7 +87,6 @@ class OODStats:
 
     @classmethod
     def load(cls, path: str | Path) -> "OODStats":
-        from audrey.models.modelfile import read_safetensors
 
         meta, tensors = read_safetensors(path, FORMAT, "OOD statistics file",
                                          "make one with `audrey ood-fit` (delete a damaged one first)")
@@ -132,7 +133,6 @@ def fit_ood(model, feats: torch.Tensor, labels: torch.Tensor, speakers: list[str
 
 
 def fit_from_clips(bundle, clips, **kw) -> OODStats:
-    from audrey.data.features import clip_features
 
     feats, clips = clip_features(clips, bundle.frontend, desc="features (OOD fit)")
     stats = fit_ood(bundle.model, feats, torch.tensor([c.digit for c in clips]), [c.speaker for c in clips], **kw)
@@ -157,7 +157,15 @@ def load_for(model_path: str | Path, model, path: str | Path | None = None, requ
 
 def score_waves(bundle, stats: OODStats, waves: list[np.ndarray]) -> torch.Tensor:
     """OOD scores of single-digit waveforms at the model's rate (prepared here, as the recognizer does)."""
-    from audrey.audio.frontend import features
-
     feats = features(waves, bundle.frontend)
     return stats.score_features(bundle.model, feats)
+
+
+def score_files(model_path: Path, bundle, files: list[Path], required: bool = False) -> list[dict] | None:
+    """{"score", "threshold", "flagged"} per file, each loaded as one digit at the model's rate;
+    None when the model has no OOD statistics (an error instead when `required`)."""
+    stats = load_for(model_path, bundle.model, required=required)
+    if stats is None:
+        return None
+    waves = [load_clip(f, bundle.frontend) for f in files]
+    return [stats.describe(s) for s in score_waves(bundle, stats, waves).tolist()]
