@@ -61,21 +61,9 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np
 
 def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, max_seconds: float | None = None) -> np.ndarray:
     """Read any AUDIO_SUFFIXES file as mono float32 at `sr`. Bad files raise AudreyError naming the file."""
-    import soundfile as sf
-
     path = Path(path)
-    if not path.is_file():
-        raise AudreyError(f"{path}: no such audio file")
-    if path.stat().st_size == 0:
-        raise AudreyError(f"{path}: the file is empty (0 bytes); re-record or remove it")
-    try:
-        fh = sf.SoundFile(str(path))
-    except Exception as exc:  # soundfile raises several types; all mean "not readable audio"
-        raise AudreyError(f"{path}: not a readable audio file ({_first_line(exc)})") from None
-    with fh:
+    with open_audio(path) as fh:
         rate, frames = fh.samplerate, fh.frames
-        if frames == 0:
-            raise AudreyError(f"{path}: the file holds no audio samples")
         # Checked from the header, before decoding: a mistaken hour-long file is refused without
         # first being read into memory.
         if max_seconds is not None and frames / rate > max_seconds:
@@ -96,6 +84,27 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, max_seconds: floa
     if audio.size == 0:  # a few samples at a high rate resample to none at all
         raise AudreyError(f"{path}: too short ({frames} samples at {rate} Hz) to hold any audio at {sr} Hz")
     return audio
+
+
+def open_audio(path: str | os.PathLike):
+    """An open soundfile.SoundFile with at least one frame; missing, empty and unreadable files
+    raise AudreyError naming the file. Whole clips (`load_audio`) and long recordings read in
+    blocks (`audrey transcribe`) both start here."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudreyError(f"{path}: no such audio file")
+    if path.stat().st_size == 0:
+        raise AudreyError(f"{path}: the file is empty (0 bytes); re-record or remove it")
+    try:
+        fh = sf.SoundFile(str(path))
+    except Exception as exc:  # soundfile raises several types; all mean "not readable audio"
+        raise AudreyError(f"{path}: not a readable audio file ({_first_line(exc)})") from None
+    if fh.frames == 0:
+        fh.close()
+        raise AudreyError(f"{path}: the file holds no audio samples")
+    return fh
 
 
 def _first_line(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audrey.audio.waveform import resample
+from audrey.audio.waveform import open_audio, resample
 from audrey.errors import AudreyError
 from audrey.audio.vad import LIVE, Segment, Segmenter, prime_floor_db
 
@@ -207,24 +207,6 @@ class Transcript:
         }
 
 
-def _open(path: Path):
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.is_file():
-        raise AudreyError(f"{path}: no such audio file")
-    if path.stat().st_size == 0:
-        raise AudreyError(f"{path}: the file is empty (0 bytes)")
-    try:
-        fh = sf.SoundFile(str(path))
-    except Exception as exc:
-        raise AudreyError(f"{path}: not a readable audio file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    if fh.frames == 0:
-        fh.close()
-        raise AudreyError(f"{path}: the file holds no audio samples")
-    return fh
-
-
 def _mono(block: np.ndarray, path: Path) -> np.ndarray:
     block = block.mean(axis=1) if block.ndim == 2 else block
     if not np.isfinite(block).all():
@@ -238,7 +220,7 @@ def transcribe_file(path: Path, judge, string_gap: float = STRING_GAP_SECONDS, b
     The noise floor starts from the first PRIME_SECONDS (vad.prime_floor_db, as vad.segment does for
     a whole recording): a file may begin mid-word, where a live stream would have heard the room first."""
     path = Path(path)
-    with _open(path) as fh:
+    with open_audio(path) as fh:
         rate = fh.samplerate
         head = _mono(fh.read(min(fh.frames, int(PRIME_SECONDS * rate)), dtype="float32", always_2d=True), path)
         floor = prime_floor_db(head, rate)
