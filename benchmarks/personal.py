@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audrey.audio import waveform
 from audrey.data.corpora import read_corpus
 from audrey.data.features import FeatureCache, clip_features
 from audrey.models.modelfile import load_model, save_model
@@ -36,6 +35,7 @@ from audrey.training.personal import AdaptConfig, accuracy, adapt, first_takes
 from audrey.training.runs import synthetic_clips
 from audrey.data.splits import leave_one_speaker_out
 from audrey.training.train import TrainConfig, train
+from peers import DTWTemplates, mfcc  # benchmarks/peers.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 FSDD = Path(os.environ.get("AUDREY_FSDD", REPO.parent / "shared" / "data" / "fsdd"))
@@ -43,35 +43,6 @@ RESULTS = REPO / "benchmarks" / "results"
 KS = (1, 3, 5)
 VAL_TAKES = range(5, 10)
 TEST_TAKES = range(10, 50)
-
-
-# --- DTW over MFCCs: the speaker-dependent recognizer of the 1950s-1980s ---------------------------
-
-
-def mfcc(path: Path) -> np.ndarray:
-    """(frames, 12) MFCCs (c1..c12) of the trimmed clip at 8 kHz, normalised per utterance."""
-    import librosa
-
-    wave = waveform.trim_silence(waveform.load_audio(path))
-    m = librosa.feature.mfcc(y=wave, sr=waveform.SAMPLE_RATE, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)[1:].T
-    return (m - m.mean(0)) / (m.std(0) + 1e-6)
-
-
-def dtw_cost(a: np.ndarray, b: np.ndarray) -> float:
-    import librosa
-
-    d, path = librosa.sequence.dtw(X=a.T, Y=b.T, metric="euclidean", backtrack=True)
-    return float(d[-1, -1] / len(path))
-
-
-def dtw_accuracy(templates: list[tuple[np.ndarray, int]], tests: list[tuple[np.ndarray, int]]) -> tuple[float, float]:
-    """(accuracy, ms per test clip) of the 1-nearest-template classifier."""
-    t0 = time.perf_counter()
-    right = 0
-    for x, y in tests:
-        costs = [dtw_cost(x, t) for t, _ in templates]
-        right += templates[int(np.argmin(costs))][1] == y
-    return right / len(tests), 1000 * (time.perf_counter() - t0) / len(tests)
 
 
 # --- bases ----------------------------------------------------------------------------------------
@@ -137,7 +108,7 @@ def main() -> None:
             row = {"speaker": speaker, "k": k, "before": before, "after": after, "adapt_seconds": seconds,
                    "file_bytes": size, "load_seconds": load_s}
             if dtw_tests is not None:
-                row["dtw"], row["dtw_ms_per_clip"] = dtw_accuracy([(mfcc(c.path), c.digit) for c in enroll], dtw_tests)
+                row["dtw"], row["dtw_ms_per_clip"] = DTWTemplates([(mfcc(c.path), c.digit) for c in enroll]).accuracy(dtw_tests)
             rows.append(row)
             dtw = f"  dtw {row['dtw']:.2%}" if "dtw" in row else ""
             print(f"  {speaker:9s} k={k}  before {before:.2%}  after {after:.2%}{dtw}  adapt {seconds:4.1f} s  "
