@@ -121,6 +121,42 @@ def data_stats(
         print_stats(stats)
 
 
+@data_app.command("align")
+@user_errors
+def data_align(
+    paths: List[Path] = typer.Argument(..., help="Utterance folders with transcripts: AN4, alphanumeric"),
+    out: Path = typer.Option(Path("data/aligned"), "--out", help="Folder for the digit clips (speaker folders), manifest.json and plots/"),
+    plots: int = typer.Option(3, "--plots", help="Alignment PNGs per corpus (as many again with a refused digit)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model whose agreement with the cut labels is reported (default: the bundled starter model)"),
+    check: bool = typer.Option(True, "--check/--no-check", help="Report that model's agreement with the kept clips (a sanity figure, not a filter)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON"),
+):
+    """Cut the digits out of connected speech by forced alignment (PocketSphinx); keep the confident ones.
+
+    Re-running aligns only utterances not aligned before (cached in <out>/.cache). Then train or
+    evaluate with `--data <out>`.
+    """
+    from audrey.data.align_run import align_corpora, model_agreement
+
+    if plots < 0:
+        raise AudreyError(f"--plots {plots}: must be 0 or more")
+    checked = model_path(model) if check else None
+    run = align_corpora(paths, out, plots=plots)
+    agreement = model_agreement(run, checked) if checked else {}
+    if as_json:
+        print_json({"out": str(run.out), "aligned_now": run.aligned_now, "summary": run.summary,
+                    "model_agreement": agreement, "manifest": str(run.manifest), "plots": [str(p) for p in run.plots]})
+        return
+    for corpus, s in run.summary.items():
+        refused = ", ".join(f"{k} {v}" for k, v in s["refused"].items()) or "none"
+        err.print(f"{corpus}: {s['digits']} digits in {s['utterances_with_digits']} utterances, {s['aligned']} aligned, "
+                  f"[bold]{s['kept']} kept[/] from {s['speakers_kept']} speakers (refused: {escape(refused)})", soft_wrap=True)
+    for name, a in agreement.items():
+        err.print(f"{(model or DEFAULT_MODEL).name} agrees with {a['agree']:.1%} of {a['clips']} kept clips ({escape(name)})")
+    err.print(f"{run.aligned_now} utterance(s) aligned now, the rest from the cache; clips in {run.out}, "
+              f"manifest {run.manifest}" + (f", plots in {run.out / 'plots'}" if run.plots else ""), soft_wrap=True)
+
+
 # --- models: train, eval, predict (issue 3) ---
 
 
