@@ -18,7 +18,7 @@ from audrey.console import err
 from audrey.errors import AudreyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audrey: a spoken-digit recognizer for your own voice.")
-data_app = typer.Typer(no_args_is_help=True, help="Corpora: fetch FSDD or AudioMNIST, inspect any folder of clips.")
+data_app = typer.Typer(no_args_is_help=True, help="Corpora: fetch FSDD or AudioMNIST, inspect any folder of clips, cut digits out of connected speech.")
 app.add_typer(data_app, name="data")
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "starter.safetensors"
