@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from audrey.data.corpora import Clip, read_corpus
+from audrey.data.corpora import Clip
 from audrey.errors import AudreyError
 from audrey.models import build_model
 from audrey.observe.probes import (Observer, ProbeSet, capture, control_labels, fit_probe, fit_probe_set, plot_report,
                            probes_path, run_probes, speaker_folds, take_folds, target_problem)
-from helpers import one_line_error, require_fsdd
+from helpers import fsdd_subset, one_line_error, require_fsdd
 
 SMALL_CONFORMER = {"d_model": 32, "ffn_dim": 64, "n_layers": 2, "n_heads": 2}
-SPEAKERS = ("george", "jackson", "theo")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -27,25 +25,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDREY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    torch.set_num_threads(1)
-
-
-def fsdd_subset(takes: int = 4) -> list[Clip]:
-    root = require_fsdd()
-    return [c for c in read_corpus(root) if c.speaker in SPEAKERS and c.take < takes]
-
-
-@lru_cache(maxsize=1)
-def tiny_bundle():
-    """A CNN trained for a few seconds on 3 FSDD speakers x 10 digits x 4 takes (shared by the
-    observability tests; cached for the session)."""
-    from audrey.data.augment import NO_AUGMENT
-    from audrey.training.train import TrainConfig, train
-
-    cfg = TrainConfig(arch="cnn", epochs=6, batch_size=16, lr=3e-3, patience=100, augment=NO_AUGMENT)
-    bundle = train(fsdd_subset(), [], cfg).bundle
-    bundle.model.eval()
-    return bundle
 
 
 def fake_clips(speakers: int, digits: int = 10, takes: int = 4, gender=None) -> list[Clip]:
@@ -121,8 +100,8 @@ def test_planted_signal_is_read_and_noise_and_controls_stay_near_chance():
     assert report.readable_from("digit") == "head.hook_embed"
 
 
-def test_probes_on_a_trained_model_beat_its_random_twin_and_random_labels_stay_at_chance(tmp_path):
-    bundle = tiny_bundle()
+def test_probes_on_a_trained_model_beat_its_random_twin_and_random_labels_stay_at_chance(tmp_path, tiny_bundle):
+    bundle = tiny_bundle
     from audrey.data.features import clip_features
 
     feats, clips = clip_features(fsdd_subset(), bundle.frontend)
@@ -158,13 +137,13 @@ def test_fit_probe_is_deterministic():
     assert torch.equal(a.weight, b.weight)
 
 
-def test_probe_set_round_trip_and_observer_reads_each_layer(tmp_path, espeak_digit):
+def test_probe_set_round_trip_and_observer_reads_each_layer(tmp_path, espeak_digit, tiny_bundle):
     from audrey.audio.waveform import load_audio
     from audrey.data.features import clip_features
     from audrey.models.modelfile import save_model
     from audrey.observe.ood import OODStats, fit_from_clips, sidecar_path
 
-    bundle = tiny_bundle()
+    bundle = tiny_bundle
     clips = fsdd_subset()
     feats, clips = clip_features(clips, bundle.frontend)
     probe_set = fit_probe_set(bundle.model, feats, clips)
@@ -212,12 +191,12 @@ def fsdd_copy(tmp_path):
     return tmp_path / "fsdd"
 
 
-def test_probe_cli_table_plot_probes_and_errors(tmp_path, fsdd_copy, monkeypatch):
+def test_probe_cli_table_plot_probes_and_errors(tmp_path, fsdd_copy, tiny_bundle, monkeypatch):
     from audrey.cli import app
     from audrey.models.modelfile import save_model
 
     runner = CliRunner()
-    model_file = save_model(tiny_bundle(), tmp_path / "m.safetensors")
+    model_file = save_model(tiny_bundle, tmp_path / "m.safetensors")
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["probe", "--model", str(model_file), "--data", str(fsdd_copy), "--target", "digit",
                                  "--layer", "hook_input", "--layer", "head.hook_embed", "--control", "utterance",
