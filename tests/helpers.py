@@ -1,12 +1,17 @@
-"""Small shared helpers for the foundation tests (audio, corpora, splits, features, fetch, CLI).
+"""Small shared helpers for the tests: synthetic audio, corpora, CLI output, the microphone tests.
 
-Plain functions, not fixtures, so that tests/conftest.py stays the one place for fixtures.
+Plain functions and classes, not fixtures, so that tests/conftest.py stays the one place for fixtures.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +21,11 @@ import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
 TONE_RATE = 8000
+RATE = 16000  # wideband test audio: the virtual microphone's rate
+STARTER = REPO / "models" / "starter.safetensors"
+TINY_VOICES = range(0, 10)  # the synthetic voices the session's tiny model trains on (as `--synth 10` would)
+FSDD_SPEAKERS = ("george", "jackson", "theo")  # the observability tests' corpus (fsdd_subset)
+CLI = [sys.executable, "-c", "from audrey.cli import main; main()"]
 
 
 def fsdd_root() -> Path:
@@ -52,6 +62,13 @@ def require_an4() -> Path:
 
 def require_alphanumeric() -> Path:
     return _require_shared("alphanumeric", "speakers.csv", "the alphanumeric corpus")
+
+
+def fsdd_subset(takes: int = 4) -> list:
+    """FSDD_SPEAKERS' clips with take < `takes` (skips the test where FSDD is absent)."""
+    from audrey.data.corpora import read_corpus
+
+    return [c for c in read_corpus(require_fsdd()) if c.speaker in FSDD_SPEAKERS and c.take < takes]
 
 
 def tone(freq: float = 440.0, seconds: float = 0.3, sr: int = TONE_RATE, amp: float = 0.5) -> np.ndarray:
@@ -177,3 +194,87 @@ def spoken(matcher, phone_ids: list[int], frames: int = 50, confidence: float = 
     logits = torch.full((1, frames, 1 + len(matcher.inventory)), -confidence)
     logits[0, torch.arange(frames), torch.tensor(path[:frames])] = 0.0
     return logits.log_softmax(-1)
+
+
+# --- with a trained model: digit strings, the tiny model's open calibration ----------------------
+
+
+def espeak_string(digits: str, voice_index: int, pauses, rate: int = RATE, speed: int = 150) -> np.ndarray:
+    """espeak-ng says each digit (voice `voice_index` of synth.voices), joined by `pauses` seconds.
+    The renderings are kept in the test's AUDREY_CACHE (conftest: one folder per session)."""
+    from audrey import DIGIT_WORDS
+    from audrey.data.features import cache_root
+    from audrey.data.scenes import compose, render_clips, voice_list
+
+    voice = voice_list([voice_index])[0]
+    clips = render_clips([(DIGIT_WORDS[int(c)], voice, speed) for c in digits], cache_root() / "strings", rate)
+    return compose(clips, list(pauses), rate, lead=0.6, tail=1.2)[0]
+
+
+def open_calibration(model: Path) -> Path:
+    """Beside the tiny model (conftest.tiny_model): its calibration with every threshold open, for
+    tests about segmentation rather than rejection. The fixed tests still apply: a segment's length,
+    and on wideband input the hiss test (a 6 or 7 without an /s/ at its start is refused)."""
+    return model.with_name("open.reject.safetensors")
+
+
+# --- the microphone tests -------------------------------------------------------------------------
+
+
+def play(path: Path) -> subprocess.Popen:
+    """Play a WAV into the virtual microphone (conftest.vmic)."""
+    return subprocess.Popen(["paplay", "--device=vmic", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class Listener:
+    """`audrey listen --json` in a subprocess; its events readable with a timeout."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(CLI + ["listen", "--json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1, env={**os.environ})
+        self.lines: queue.Queue = queue.Queue()
+        self.events: list[dict] = []
+        self.stderr = ""
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._pump_err, daemon=True).start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.put((time.monotonic(), line))
+        self.lines.put(None)
+
+    def _pump_err(self):
+        self.stderr = self.proc.stderr.read()
+
+    def expect(self, kind: str, timeout: float = 60.0) -> dict:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                item = self.lines.get(timeout=max(0.01, end - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {kind} event within {timeout} s; got {self.events[-5:]}") from None
+            if item is None:
+                self.proc.wait()
+                raise AssertionError(f"listener exited ({self.proc.returncode}) before {kind}: {self.stderr[-800:]}")
+            event = json.loads(item[1])
+            event["_t"] = item[0]
+            self.events.append(event)
+            if event["event"] == kind:
+                return event
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """Ctrl-C, then the rest of its output."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+        while (item := self.lines.get(timeout=10)) is not None:
+            event = json.loads(item[1])
+            event["_t"] = item[0]
+            self.events.append(event)
+        return code
+
+    def strings(self) -> list[str]:
+        return [e["string"] for e in self.events if e["event"] == "string"]

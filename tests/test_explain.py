@@ -29,7 +29,6 @@ LOUD = (slice(25, 35), slice(70, 90))  # a louder blob it ignores
 def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDREY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    torch.set_num_threads(1)
 
 
 class Toy(nn.Module):

@@ -1,17 +1,10 @@
 """`audrey listen --json` through a real microphone path: PortAudio reads the monitor of a PulseAudio
-null sink, and espeak-ng digit strings are played into that sink with paplay (../shared/tools/vmic-up).
+null sink, and espeak-ng digit strings are played into that sink with paplay (tools/vmic-up).
 The listener runs as its own process, as a user would run it; nothing is mocked.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -21,70 +14,9 @@ import soundfile as sf
 
 from audrey.data.noise import add_noise, noise_burst
 from audrey.data.scenes import compose
-from helpers import one_line_error
-from test_stream import RATE, STARTER, TINY_VOICES, espeak_string, open_calibration, starter_judge, tiny_model  # noqa: F401
+from helpers import RATE, STARTER, TINY_VOICES, Listener, espeak_string, one_line_error, open_calibration, play
 
 pytestmark = pytest.mark.mic
-
-CLI = [sys.executable, "-c", "from audrey.cli import main; main()"]
-
-
-class Listener:
-    """`audrey listen --json` in a subprocess; its events readable with a timeout."""
-
-    def __init__(self, *args: str):
-        self.proc = subprocess.Popen(CLI + ["listen", "--json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, bufsize=1, env={**os.environ})
-        self.lines: queue.Queue = queue.Queue()
-        self.events: list[dict] = []
-        self.stderr = ""
-        threading.Thread(target=self._pump, daemon=True).start()
-        threading.Thread(target=self._pump_err, daemon=True).start()
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            self.lines.put((time.monotonic(), line))
-        self.lines.put(None)
-
-    def _pump_err(self):
-        self.stderr = self.proc.stderr.read()
-
-    def expect(self, kind: str, timeout: float = 60.0) -> dict:
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                item = self.lines.get(timeout=max(0.01, end - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no {kind} event within {timeout} s; got {self.events[-5:]}") from None
-            if item is None:
-                self.proc.wait()
-                raise AssertionError(f"listener exited ({self.proc.returncode}) before {kind}: {self.stderr[-800:]}")
-            event = json.loads(item[1])
-            event["_t"] = item[0]
-            self.events.append(event)
-            if event["event"] == kind:
-                return event
-
-    def stop(self, timeout: float = 20.0) -> int:
-        """Ctrl-C, then the rest of its output."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            code = self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-        while (item := self.lines.get(timeout=10)) is not None:
-            event = json.loads(item[1])
-            event["_t"] = item[0]
-            self.events.append(event)
-        return code
-
-    def strings(self) -> list[str]:
-        return [e["string"] for e in self.events if e["event"] == "string"]
-
-
-def play(path: Path) -> subprocess.Popen:
-    return subprocess.Popen(["paplay", "--device=vmic", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def track(tmp_path: Path, name: str, parts: list[np.ndarray], noise_snr: float | None = None, seed: int = 0) -> Path:

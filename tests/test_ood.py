@@ -15,15 +15,13 @@ from audrey.errors import AudreyError
 from audrey.models.hooks import HookedModule, HookPoint
 from audrey.observe.ood import OODStats, fit_from_clips, fit_ood, load_for, score_waves, sidecar_path
 from audrey.observe.separation import auroc
-from helpers import one_line_error
-from test_probes import fsdd_subset, tiny_bundle
+from helpers import fsdd_subset, one_line_error
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDREY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    torch.set_num_threads(1)
 
 
 class Head(nn.Module):
@@ -104,10 +102,10 @@ def test_stats_round_trip_and_refusals(tmp_path):
         load_for(tmp_path / "nothing.safetensors", model, required=True)
 
 
-def test_trained_model_separates_held_out_digits_from_noise():
+def test_trained_model_separates_held_out_digits_from_noise(tiny_bundle):
     from audrey.audio.waveform import load_audio
 
-    bundle = tiny_bundle()
+    bundle = tiny_bundle
     stats = fit_from_clips(bundle, fsdd_subset())
     rate = bundle.frontend.sample_rate
     digits = [load_audio(c.path, rate) for c in fsdd_subset(takes=6) if c.take >= 4]  # takes it never saw
@@ -128,13 +126,13 @@ def small_corpus(tmp_path):
     return dest.parent
 
 
-def test_ood_fit_and_predict_json_cli(tmp_path, small_corpus, monkeypatch):
+def test_ood_fit_and_predict_json_cli(tmp_path, small_corpus, tiny_bundle, monkeypatch):
     from audrey.cli import app
     from audrey.models.modelfile import save_model
 
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    model = save_model(tiny_bundle(), tmp_path / "m.safetensors")
+    model = save_model(tiny_bundle, tmp_path / "m.safetensors")
     clip = next(iter(sorted((small_corpus / "recordings").iterdir())))
 
     result = runner.invoke(app, ["predict", str(clip), "--model", str(model), "--json"])

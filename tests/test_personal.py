@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from audrey import DIGIT_WORDS
 from audrey.cli import app
 from audrey.errors import AudreyError
 from audrey.models.modelfile import load_model, model_digest, save_model
@@ -21,31 +19,6 @@ from audrey.live.recognizer import Recognizer
 from audrey.models.personal_file import FORMAT, apply_personal, load_bundle, read_personal
 from audrey.training.personal import AdaptConfig, check_enrollment, first_takes, learning_curve_advice, personalize, split_takes
 from helpers import one_line_error
-from test_stream import tiny_model  # noqa: F401  (a small CNN trained on 6 espeak voices, once per session)
-
-# A voice none of the tiny model's training voices resembles: espeak-ng's en-us m3, shifted down
-# five semitones by sox (a deeper voice), at six speaking rates. The tiny model gets about half right.
-VOICE = ("en-us", "m3", 50)
-SHIFT = ["pitch", "-500"]
-SPEEDS = (120, 140, 160, 180, 200, 220)
-
-
-@pytest.fixture(scope="session")
-def deep_voice(tmp_path_factory) -> Path:
-    """recordings/deep/: six takes of each digit, named as `audrey record` names them."""
-    from audrey.data.synth import Voice, say
-
-    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
-        pytest.skip("espeak-ng and sox are needed (apt-get install espeak-ng sox)")
-    root = tmp_path_factory.mktemp("personal") / "recordings"
-    raw = root.parent / "raw"
-    folder = root / "deep"
-    folder.mkdir(parents=True)
-    for digit, word in enumerate(DIGIT_WORDS):
-        for take, speed in enumerate(SPEEDS):
-            src = say(word, Voice(*VOICE), speed, raw / f"{digit}_{take}.wav")
-            subprocess.run(["sox", str(src), str(folder / f"{digit}_deep_{take}.wav"), *SHIFT], check=True)
-    return root
 
 
 def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tmp_path):
@@ -54,8 +27,9 @@ def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tm
     out = tmp_path / "deep.personal.safetensors"
     r = personalize("deep", tiny_model, out, recordings=deep_voice, holdout=3, curve=False)
     assert r.held_out == 30 and r.takes == {d: 6 for d in range(10)}
-    assert r.before <= 0.7, f"the base should handle this voice badly, got {r.before:.0%}"
-    assert r.after >= 0.9 and r.after >= r.before + 0.2, (r.before, r.after)
+    before, after = round(r.before * 30), round(r.after * 30)  # takes right: the shares are float32 (27/30 < 0.9)
+    assert before <= 21, f"the base should handle this voice badly, got {before}/30"
+    assert after >= 27 and after >= before + 6, (before, after)
     meta, tensors = read_personal(out)
     assert meta["format"] == FORMAT and meta["arch"] == "cnn"
     base, _ = load_model(tiny_model)

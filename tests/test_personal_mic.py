@@ -14,9 +14,7 @@ import soundfile as sf
 
 from audrey.audio.waveform import load_audio
 from audrey.training.personal import personalize
-from test_listen_mic import Listener, play
-from test_personal import deep_voice  # noqa: F401
-from test_stream import tiny_model  # noqa: F401
+from helpers import Listener, play
 
 pytestmark = pytest.mark.mic
 RATE = 16000  # the vmic sink's rate

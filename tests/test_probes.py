@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from audrey.data.corpora import Clip, read_corpus
+from audrey.data.corpora import Clip
 from audrey.errors import AudreyError
 from audrey.models import build_model
 from audrey.observe.activations import capture
@@ -21,10 +20,9 @@ from audrey.observe.probe_report import log_report, plot_report
 from audrey.observe.probe_targets import control_labels, speaker_folds, take_folds, target_problem
 from audrey.observe.probes import fit_probe
 from audrey.observe.probing import run_probes
-from helpers import one_line_error, require_fsdd
+from helpers import fsdd_subset, one_line_error, require_fsdd
 
 SMALL_CONFORMER = {"d_model": 32, "ffn_dim": 64, "n_layers": 2, "n_heads": 2}
-SPEAKERS = ("george", "jackson", "theo")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -32,25 +30,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDREY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    torch.set_num_threads(1)
-
-
-def fsdd_subset(takes: int = 4) -> list[Clip]:
-    root = require_fsdd()
-    return [c for c in read_corpus(root) if c.speaker in SPEAKERS and c.take < takes]
-
-
-@lru_cache(maxsize=1)
-def tiny_bundle():
-    """A CNN trained for a few seconds on 3 FSDD speakers x 10 digits x 4 takes (shared by the
-    observability tests; cached for the session)."""
-    from audrey.data.augment import NO_AUGMENT
-    from audrey.training.train import TrainConfig, train
-
-    cfg = TrainConfig(arch="cnn", epochs=6, batch_size=16, lr=3e-3, patience=100, augment=NO_AUGMENT)
-    bundle = train(fsdd_subset(), [], cfg).bundle
-    bundle.model.eval()
-    return bundle
 
 
 def fake_clips(speakers: int, digits: int = 10, takes: int = 4, gender=None) -> list[Clip]:
@@ -126,8 +105,8 @@ def test_planted_signal_is_read_and_noise_and_controls_stay_near_chance():
     assert report.readable_from("digit") == "head.hook_embed"
 
 
-def test_probes_on_a_trained_model_beat_its_random_twin_and_random_labels_stay_at_chance(tmp_path):
-    bundle = tiny_bundle()
+def test_probes_on_a_trained_model_beat_its_random_twin_and_random_labels_stay_at_chance(tmp_path, tiny_bundle):
+    bundle = tiny_bundle
     from audrey.data.features import clip_features
 
     feats, clips = clip_features(fsdd_subset(), bundle.frontend)
@@ -195,12 +174,12 @@ def test_shipped_starter_probes_read_the_starter_model():
     assert all(o.layers[-1].agrees for o in obs)
 
 
-def test_probe_run_is_a_library_call(tmp_path, fsdd_copy):
+def test_probe_run_is_a_library_call(tmp_path, fsdd_copy, tiny_bundle):
     """`audrey probe` without the CLI: report, plot, and no probe file when none is asked for."""
     from audrey.models.modelfile import save_model
     from audrey.observe.probe_run import probe_run
 
-    model_file = save_model(tiny_bundle(), tmp_path / "m.safetensors")
+    model_file = save_model(tiny_bundle, tmp_path / "m.safetensors")
     run = probe_run(model_file, [fsdd_copy], ["digit"], ["head.hook_embed"], random_init=False,
                     plot=tmp_path / "p.png", write_probes=False)
     assert [r.layer for r in run.report.rows] == ["head.hook_embed"] and run.report.rows[0].acc > 0.8
@@ -210,13 +189,13 @@ def test_probe_run_is_a_library_call(tmp_path, fsdd_copy):
         probe_run(model_file, [fsdd_copy], control="speaker")
 
 
-def test_probe_set_round_trip_and_observer_reads_each_layer(tmp_path, espeak_digit):
+def test_probe_set_round_trip_and_observer_reads_each_layer(tmp_path, espeak_digit, tiny_bundle):
     from audrey.audio.waveform import load_audio
     from audrey.data.features import clip_features
     from audrey.models.modelfile import save_model
     from audrey.observe.ood import OODStats, fit_from_clips, sidecar_path
 
-    bundle = tiny_bundle()
+    bundle = tiny_bundle
     clips = fsdd_subset()
     feats, clips = clip_features(clips, bundle.frontend)
     probe_set = fit_probe_set(bundle.model, feats, clips)
@@ -264,12 +243,12 @@ def fsdd_copy(tmp_path):
     return tmp_path / "fsdd"
 
 
-def test_probe_cli_table_plot_probes_and_errors(tmp_path, fsdd_copy, monkeypatch):
+def test_probe_cli_table_plot_probes_and_errors(tmp_path, fsdd_copy, tiny_bundle, monkeypatch):
     from audrey.cli import app
     from audrey.models.modelfile import save_model
 
     runner = CliRunner()
-    model_file = save_model(tiny_bundle(), tmp_path / "m.safetensors")
+    model_file = save_model(tiny_bundle, tmp_path / "m.safetensors")
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["probe", "--model", str(model_file), "--data", str(fsdd_copy), "--target", "digit",
                                  "--layer", "hook_input", "--layer", "head.hook_embed", "--control", "utterance",

@@ -1,5 +1,5 @@
 """`audrey record --auto` through a real microphone path: PortAudio reads the monitor of a PulseAudio
-null sink, and espeak-ng clips are played into that sink with paplay (see ../shared/tools/vmic-up).
+null sink, and espeak-ng clips are played into that sink with paplay (see tools/vmic-up).
 Nothing is mocked: the recorder runs as its own process, as a user would run it.
 """
 
@@ -26,6 +26,7 @@ from scipy.signal import correlate
 
 from audrey.audio.waveform import load_audio, speech_bounds
 from audrey.audio.vad import RECORDER
+from helpers import play
 
 pytestmark = pytest.mark.mic
 
@@ -80,10 +81,6 @@ class Recorder:
             self.proc.kill()
             self.proc.wait()
             return None
-
-
-def play(path: Path) -> subprocess.Popen:
-    return subprocess.Popen(["paplay", "--device=vmic", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def match(saved: np.ndarray, ref: np.ndarray) -> float:

@@ -14,8 +14,6 @@ from typer.testing import CliRunner
 from audrey.cli import app
 from audrey.models.modelfile import load_model, model_digest
 from helpers import one_line_error, wandb_offline_run
-from test_personal import deep_voice  # noqa: F401
-from test_stream import tiny_model  # noqa: F401
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
