@@ -33,6 +33,17 @@ runner = CliRunner()
 GOOD = STARTER.read_bytes()
 
 
+def load_limited(path) -> str:
+    """load_model(path) in a memory-limited child: "loaded", or the AudreyError's message."""
+    return run_limited(f"""
+try:
+    audrey.models.modelfile.load_model({str(path)!r})
+    result = "loaded"
+except audrey.errors.AudreyError as exc:
+    result = str(exc)
+""")
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDREY_CACHE", str(tmp_path / "cache"))
@@ -79,13 +90,7 @@ def test_architecture_in_range_but_not_in_the_file_is_refused_before_building(tm
     those of the architecture built on the meta device, before the real one is built."""
     data = with_metadata(GOOD, "model_config", lambda cfg: {**cfg, **config} if arch == "cnn" else {"n_mels": 40, **config})
     path = crafted(tmp_path, with_metadata(data, "arch", lambda _: arch))
-    result = run_limited(f"""
-try:
-    audrey.models.modelfile.load_model({str(path)!r})
-    result = "loaded"
-except audrey.errors.AudreyError as exc:
-    result = str(exc)
-""")
+    result = load_limited(path)
     assert result.startswith(f"{path}: weights do not fit the {arch} architecture it names (")
 
 
@@ -124,13 +129,7 @@ def test_crafted_safetensors_layout_is_refused_from_the_header(tmp_path, damage,
         header["head.fc.bias"]["data_offsets"] = header["head.fc.weight"]["data_offsets"][:1] + [
             header["head.fc.weight"]["data_offsets"][0] + 40]
         path.write_bytes(join_file(header, body))
-    result = run_limited(f"""
-try:
-    audrey.models.modelfile.load_model({str(path)!r})
-    result = "loaded"
-except audrey.errors.AudreyError as exc:
-    result = str(exc)
-""")
+    result = load_limited(path)
     assert result.startswith(f"{path}: not a readable model file (") and message in result, result
 
 
