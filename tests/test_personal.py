@@ -27,7 +27,7 @@ def test_adaptation_raises_accuracy_on_held_out_takes(tiny_model, deep_voice, tm
     out = tmp_path / "deep.personal.safetensors"
     r = personalize("deep", tiny_model, out, recordings=deep_voice, holdout=3, curve=False)
     assert r.held_out == 30 and r.takes == {d: 6 for d in range(10)}
-    before, after = round(r.before * 30), round(r.after * 30)  # takes right: the shares are float32 (27/30 < 0.9)
+    before, after = round(r.before * 30), round(r.after * 30)  # held-out takes right
     assert before <= 21, f"the base should handle this voice badly, got {before}/30"
     assert after >= 27 and after >= before + 6, (before, after)
     meta, tensors = read_personal(out)
