@@ -4,6 +4,7 @@ rule, the cache, the clips it writes and the command's one-line errors."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -182,3 +183,30 @@ def test_real_an4_digits_align():
     cuts = decide(results, ConfidenceRule())
     assert len(cuts) == sum(len(u.digits) for u in chosen)
     assert sum(c.kept for c in cuts) >= 0.7 * len(cuts), [c.refusal for c in cuts]
+
+
+def test_out_folder_that_align_did_not_write_is_refused_and_left_alone(tmp_path):
+    """`--out recordings` by mistake: a folder with files and no manifest is refused before anything
+    is written or removed (a run removes only clips an earlier run's manifest lists)."""
+    make_an4(tmp_path / "an4")
+    mine = write_tone(tmp_path / "recordings" / "ada" / "3_ada_0.wav")
+    before = mine.read_bytes()
+    result = run_align(str(tmp_path / "an4"), "--out", str(tmp_path / "recordings"), "--no-check")
+    assert result.exit_code == 2 and "did not write" in one_line_error(result.output)
+    assert mine.read_bytes() == before and sorted(p.name for p in (tmp_path / "recordings").rglob("*")) == ["3_ada_0.wav", "ada"]
+    (tmp_path / "aligned").mkdir()
+    (tmp_path / "aligned" / MANIFEST).write_text("{not json")
+    damaged = run_align(str(tmp_path / "an4"), "--out", str(tmp_path / "aligned"), "--no-check")
+    assert damaged.exit_code == 2 and "is damaged" in one_line_error(damaged.output)
+
+
+def test_a_digit_without_its_own_score_is_refused_and_written_to_the_manifest():
+    """PocketSphinx gives the last segment no score of its own: refused, and the manifest row holds null."""
+    from audrey.data.align import AlignedDigit, DigitCut
+
+    digit = AlignedDigit(0, "seven", 7, 10, 60, None, 5, "seven")
+    refusal = ConfidenceRule().refusal(digit)
+    assert refusal.startswith("no score")
+    cut = DigitCut(Utterance(Path("x.flac"), "an4-mtst", ("seven",), "7", "an4"), digit, 0, 7, 0, refusal)
+    row = json.loads(json.dumps(cut.to_dict(), allow_nan=False))
+    assert row["score_per_frame"] is None and row["kept"] is False and row["clip"] is None

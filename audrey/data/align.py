@@ -282,7 +282,8 @@ class DigitCut:
                "clip": f"{self.utterance.speaker}/{self.clip_name()}" if self.kept else None}
         if d:
             out.update(start=round(d.start / FRAME_RATE, 3), end=round(d.end / FRAME_RATE, 3),
-                       score_per_frame=round(d.score_per_frame, 3), phones=d.phones, rival=d.rival)
+                       score_per_frame=None if d.score_per_frame is None else round(d.score_per_frame, 3),
+                       phones=d.phones, rival=d.rival)
         return out
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from audrey.atomic import atomic_write_bytes
-from audrey.audio.waveform import is_audio_file, load_audio, write_audio
+from audrey.audio.waveform import load_audio, write_audio
 from audrey.console import progress
 from audrey.data.align import (ALIGN_RATE, FRAME_RATE, Aligner, ConfidenceRule, DigitCut, UtteranceAlignment,
                                cut_clip, decide)
@@ -73,6 +73,7 @@ def align_corpora(paths: Sequence[Path], out: Path, rule: ConfidenceRule = Confi
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise AudreyError(f"--out {out}: is a file, not a folder; give a folder for the aligned clips")
+    previous = previous_outputs(out)  # what an earlier run wrote: the only files a run may remove
     utterances: list[Utterance] = []
     for p in paths:
         utterances += read_utterances(p)
@@ -92,7 +93,7 @@ def align_corpora(paths: Sequence[Path], out: Path, rule: ConfidenceRule = Confi
     drawn = draw_plots(results, cuts, out / PLOTS, plots)
     summary = summarize(cuts, skipped)
     manifest = write_manifest(out, results, cuts, summary, aligner.settings, rule)
-    remove_stale(out, written)
+    remove_stale(out, previous - written)
     return AlignRun(out, cuts, sum(now for _, _, now in results), drawn, manifest, summary)
 
 
@@ -127,16 +128,29 @@ def write_clips(results, cuts: list[DigitCut], out: Path) -> set[Path]:
     return written
 
 
-def remove_stale(out: Path, written: set[Path]) -> None:
-    """Clips a previous run kept and this one refuses (a stricter rule): the folder mirrors the manifest."""
-    for folder in out.iterdir():
-        if not folder.is_dir() or folder.name.startswith(".") or folder.name == PLOTS:
-            continue
-        for f in folder.iterdir():
-            if (is_audio_file(f) or f.name == SPEAKER_META) and f not in written:
-                f.unlink()
-        if not any(folder.iterdir()):
-            folder.rmdir()
+def previous_outputs(out: Path) -> set[Path]:
+    """The clips and speaker.json files an earlier run's manifest lists. A folder that holds files but no
+    manifest was not written by `audrey data align`: it is refused, so no one's recordings are touched."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return set()
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        clips = {out / d["clip"] for u in manifest["utterances"] for d in u["digits"] if d.get("clip")}
+    except FileNotFoundError:
+        raise AudreyError(f"--out {out}: holds files that `audrey data align` did not write (no {MANIFEST}); "
+                          "give a new or empty folder") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise AudreyError(f"--out {out}: its {MANIFEST} is damaged; delete {out} and align again "
+                          "(the alignments are measured again)") from None
+    return clips | {c.parent / SPEAKER_META for c in clips}
+
+
+def remove_stale(out: Path, stale: set[Path]) -> None:
+    """Clips an earlier run kept and this one refuses (a stricter rule): the folder mirrors the manifest."""
+    for f in stale:
+        f.unlink(missing_ok=True)
+        if f.parent != out and f.parent.is_dir() and not any(f.parent.iterdir()):
+            f.parent.rmdir()
 
 
 def summarize(cuts: list[DigitCut], skipped: Counter) -> dict:
