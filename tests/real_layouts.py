@@ -3,6 +3,7 @@ files in the same format, CRLF and quoted commas included), for the reader and `
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from helpers import write_tone
@@ -64,3 +65,33 @@ def make_alphanumeric(root: Path) -> Path:
     (root / "speakers.csv").write_text("\n".join([ALNUM_HEADER, *ALNUM_ROWS]) + "\n")
     (root / "SOURCE.md").write_text("# Alphanumeric Audio Dataset (fixture)\n")
     return root
+
+
+# --- AudioMNIST and FSDD (the layouts audrey.data.corpora read first) -------------------------------
+
+AUDIOMNIST_META = {
+    "01": {"accent": "german", "age": 30, "gender": "male", "native speaker": "no", "origin": "Europe, Germany, Wuerzburg",
+           "recordingdate": "17-06-22-11-04-28", "recordingroom": "Kino"},
+    "02": {"accent": "English", "age": 25, "gender": "female", "native speaker": "yes", "origin": "Europe, UK, London",
+           "recordingdate": "17-06-26-17-23-07", "recordingroom": "Kino"},
+}
+
+
+def make_audiomnist(root, speakers=("01", "02"), takes=2):
+    data = root / "data"
+    for spk in speakers:
+        for digit in range(10):
+            for take in range(takes):
+                write_tone(data / spk / f"{digit}_{spk}_{take}.wav", seconds=0.05)
+    (data / "audioMNIST_meta.txt").write_text(json.dumps(AUDIOMNIST_META, indent=1))
+    return root
+
+
+def make_fsdd(folder, speakers=("jackson", "theo"), takes=2, csv=True):
+    for spk in speakers:
+        for digit in range(10):
+            for take in range(takes):
+                write_tone(folder / f"{digit}_{spk}_{take}.wav", seconds=0.05)
+    if csv:
+        rows = ["speaker,gender,accent,language"] + [f"{s},male,USA/neutral,english" for s in speakers]
+        (folder.parent if folder.name == "recordings" else folder).joinpath("speakers.csv").write_text("\n".join(rows) + "\n")

@@ -12,34 +12,7 @@ from audrey import DIGIT_WORDS
 from audrey.audio.waveform import load_audio
 from audrey.data.corpora import AudreyError, detect_layout, parse_clip_name, read_corpora, read_corpus, summarize
 from helpers import require_fsdd, write_tone
-
-AUDIOMNIST_META = {
-    "01": {"accent": "german", "age": 30, "gender": "male", "native speaker": "no", "origin": "Europe, Germany, Wuerzburg",
-           "recordingdate": "17-06-22-11-04-28", "recordingroom": "Kino"},
-    "02": {"accent": "English", "age": 25, "gender": "female", "native speaker": "yes", "origin": "Europe, UK, London",
-           "recordingdate": "17-06-26-17-23-07", "recordingroom": "Kino"},
-}
-
-
-def make_audiomnist(root, speakers=("01", "02"), takes=2):
-    data = root / "data"
-    for spk in speakers:
-        for digit in range(10):
-            for take in range(takes):
-                write_tone(data / spk / f"{digit}_{spk}_{take}.wav", seconds=0.05)
-    (data / "audioMNIST_meta.txt").write_text(json.dumps(AUDIOMNIST_META, indent=1))
-    return root
-
-
-def make_fsdd(folder, speakers=("jackson", "theo"), takes=2, csv=True):
-    for spk in speakers:
-        for digit in range(10):
-            for take in range(takes):
-                write_tone(folder / f"{digit}_{spk}_{take}.wav", seconds=0.05)
-    if csv:
-        rows = ["speaker,gender,accent,language"] + [f"{s},male,USA/neutral,english" for s in speakers]
-        (folder.parent if folder.name == "recordings" else folder).joinpath("speakers.csv").write_text("\n".join(rows) + "\n")
-
+from real_layouts import make_audiomnist, make_fsdd
 
 # --- AudioMNIST ----------------------------------------------------------------------------------
 

@@ -13,9 +13,8 @@ from audrey.audio.waveform import AUDIO_FORMATS, AUDIO_SUFFIXES, audio_files, is
 from audrey.data.corpora import AudreyError, detect_layout, read_corpora, read_corpus, read_non_digits
 from audrey.data.utterances import digit_of, digit_string, read_utterances
 from helpers import require_alphanumeric, require_an4, require_speech_commands, tone, write_tone
-from real_layouts import (ALNUM_NAME_ONLY, AN4_ROWS, SC_NOISE, make_alphanumeric, make_an4,
+from real_layouts import (ALNUM_NAME_ONLY, AN4_ROWS, SC_NOISE, make_alphanumeric, make_an4, make_audiomnist, make_fsdd,
                           make_speech_commands)
-from test_corpora import make_audiomnist, make_fsdd
 
 # --- the one rule for which files are audio ---------------------------------------------------------
 
@@ -198,6 +197,19 @@ def test_alphanumeric_number_without_row(tmp_path):
     write_tone(root / "numbers" / "R_new.flac", seconds=0.05)
     with pytest.raises(AudreyError, match=r"R_new.flac: no row 'R_new' in .*speakers.csv"):
         read_utterances(root)
+
+
+def test_transcript_tables_with_missing_columns_or_short_rows_are_one_error(tmp_path):
+    an4 = make_an4(tmp_path / "an4")
+    with open(an4 / "train.csv", "a") as fh:
+        fh.write("an99-mtst-b,mtst\n")  # a row cut short: no text
+    with pytest.raises(AudreyError, match=r"train.csv: line \d+ has fewer fields than the header"):
+        read_utterances(an4)
+    alnum = make_alphanumeric(tmp_path / "a")
+    table = alnum / "speakers.csv"
+    table.write_text(table.read_text().replace(",number", ",phone", 1))
+    with pytest.raises(AudreyError, match=r"no utterances with transcripts here .*speakers.csv with a number column"):
+        read_utterances(alnum)
 
 
 def test_alphanumeric_bad_number(tmp_path):

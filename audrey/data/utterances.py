@@ -27,6 +27,7 @@ AN4, ALPHANUMERIC = "an4", "alphanumeric"
 UTTERANCE_LAYOUTS = (AN4, ALPHANUMERIC)
 AN4_PREFIX, ALPHANUMERIC_PREFIX = "an4-", "alnum-"
 AN4_COLUMNS = {"id", "speaker", "text"}
+ALPHANUMERIC_COLUMNS = {"id", "number"}
 ALPHANUMERIC_SPEAKERS = "speakers.csv"
 ALPHANUMERIC_FOLDERS = ("numbers", "names")
 # AN4 names its speakers by gender: the first letter of `fash` and `mblw` is f(emale) or m(ale).
@@ -93,7 +94,7 @@ def read_an4(root: Path) -> list[Utterance]:
     utterances = []
     for table, split in _an4_splits(root):
         found: dict[str, dict[str, Path]] = {}  # speaker -> audio file stem -> path
-        for row in _csv_rows(table):
+        for row in _csv_rows(table, AN4_COLUMNS):
             speaker = row["speaker"].strip()
             if speaker not in found:
                 folder = split / speaker
@@ -111,7 +112,7 @@ def read_an4(root: Path) -> list[Utterance]:
 def read_alphanumeric(root: Path) -> list[Utterance]:
     """Phone numbers (digits from speakers.csv's `number`) and spelled names (no digit, no transcript)."""
     table = root / ALPHANUMERIC_SPEAKERS
-    rows = {row["id"].strip(): row for row in _csv_rows(table)}
+    rows = {row["id"].strip(): row for row in _csv_rows(table, ALPHANUMERIC_COLUMNS)}
     utterances = []
     for path in audio_files(root / "numbers") if (root / "numbers").is_dir() else []:
         row = rows.get(path.stem)
@@ -153,11 +154,19 @@ def _csv_header(path: Path) -> list[str]:
         raise AudreyError(f"{path}: not a readable CSV file ({exc})") from None
 
 
-def _csv_rows(path: Path) -> list[dict[str, str]]:
+def _csv_rows(path: Path, required: set[str]) -> list[dict[str, str]]:
+    """The rows of a CSV file that has the `required` columns, each row complete in them."""
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
-            return list(reader)
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise AudreyError(f"{path}: not a readable CSV file ({exc})") from None
+    missing = sorted(required - set(reader.fieldnames))
+    if missing:
+        raise AudreyError(f"{path}: no column {', '.join(missing)} (it has: {', '.join(reader.fieldnames) or 'none'})")
+    for line, row in enumerate(rows, start=2):
+        if any(row.get(name) is None for name in required):
+            raise AudreyError(f"{path}: line {line} has fewer fields than the header; fix or remove that row")
+    return rows
