@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 from rich.markup import escape
 
+from audrey.atomic import NO_SPACE, NOT_ALLOWED, WriteFailed
 from audrey.console import err
 from audrey.errors import AudreyError
 
@@ -49,6 +50,12 @@ def user_errors(fn):
         except AudreyError as exc:
             # escape: paths and messages may hold "[...]", which rich would take for markup and drop
             err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(2)
+        except OSError as exc:
+            # a write outside atomic_write_bytes (a library's own file) on a full or read-only disk
+            if exc.errno not in NO_SPACE | NOT_ALLOWED:
+                raise
+            err.print(f"[red]error:[/] {escape(str(WriteFailed(exc.filename or 'a file', exc)))}", soft_wrap=True)
             raise typer.Exit(2)
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -200,7 +207,7 @@ def train_cmd(
     run = train_run(data, out, cfg, split, val_speakers, synth, resume, tracking(wandb, project, group, tags))
     if run.test is not None:
         print_evaluation(run.test.summary(), run.test.worst(5))
-    err.print(f"model written to {run.model_path}; run record {run.record_path}")
+    err.print(f"model written to {run.model_path}" + (f"; run record {run.record_path}" if run.record_path else ""))
 
 
 @app.command("eval")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+from audrey.atomic import atomic_write_bytes
 
 
 def pyplot():
@@ -16,11 +19,13 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Lay out, write `fig` as a PNG at `path` (its folder created), close it; returns the path."""
+    """Lay out, write `fig` as a PNG at `path` (its folder created), close it; returns the path.
+    Rendered in memory and written atomically: a full disk leaves no half PNG, only WriteFailed."""
     plt = pyplot()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
+    try:
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

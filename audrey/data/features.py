@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audrey.atomic import atomic_write_bytes
+from audrey.atomic import WriteFailed, atomic_write_bytes
 from audrey.console import progress, warn
 from audrey.data.corpora import Clip
 from audrey.errors import AudreyError
@@ -37,11 +37,15 @@ class FeatureCache:
     An entry is used only if it is exactly what the frontend makes: float32 of shape
     (n_mels, n_frames), every value finite. Anything else (damaged, truncated, another shape or
     dtype, NaN) counts as absent and is recomputed, and the rewrite repairs it.
+
+    The cache only saves time: when an entry cannot be written (a full disk), that is said once and
+    the features are computed without it from then on.
     """
 
     def __init__(self, cfg: FrontendConfig, root: Path | None = None):
         self.dir = (root or cache_root()) / "features" / cfg.key()
         self.shape = (cfg.n_mels, cfg.n_frames)
+        self.writable = True
         remove_stale_temps(self.dir)
 
     def _path(self, digest: str) -> Path:
@@ -56,9 +60,16 @@ class FeatureCache:
             return None
 
     def put(self, digest: str, feats: np.ndarray) -> None:
+        if not self.writable:
+            return
         buf = io.BytesIO()
         np.save(buf, feats)
-        atomic_write_bytes(self._path(digest), buf.getvalue(), durable=False)  # a cache: rename, no fsync
+        try:
+            atomic_write_bytes(self._path(digest), buf.getvalue(), durable=False)  # a cache: rename, no fsync
+        except WriteFailed as exc:
+            self.writable = False
+            warn(f"feature cache: {exc.path} could not be written ({exc.cause}); "
+                 f"carrying on without the cache (same results, computed each time)")
 
 
 ENTRY_DTYPE = np.dtype("<f4")

@@ -19,6 +19,9 @@ flushed at once:
     REJECTED <reason>                 the take failed the gate; the same PROMPT follows
     SKIPPED <index> <digit>           gave up on this prompt after --max-attempts tries
     DONE saved=<n> rejected=<n> skipped=<n>
+    FAILED saved=<n> rejected=<n> skipped=<n>   instead of DONE when an error ended the session (a full
+                                      disk, a lost device): the <n> saved takes are complete; the error
+                                      follows on stderr and the exit status is not 0
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from audrey.atomic import fsync_dir
+from audrey.atomic import WriteFailed, fsync_dir
 from audrey.audio import gate
 from audrey.audio.mic import MicStream, StopOnSignal, StreamEnded
 from audrey.console import err, warn
@@ -82,6 +85,9 @@ class Session:
             raise
         except StreamEnded:
             pass  # a file-backed stream ran out: end the session like a quit
+        except BaseException:
+            res.failed = True  # saved takes stay complete; the ui says the session did not finish
+            raise
         finally:
             self.ui.done(res)
         return res
@@ -117,7 +123,12 @@ class Session:
                     self.ui.skipped(self, index, digit)
                     return None if action == "skip" else "failed"
                 continue
-            path = save_take(self.folder, self.speaker, digit, self.next_no[digit], take)
+            try:
+                path = save_take(self.folder, self.speaker, digit, self.next_no[digit], take)
+            except WriteFailed as exc:
+                n = len(self.result.saved)
+                raise AudreyError(f"{exc.path}: could not be written ({exc.cause}); the {n} take(s) saved before it "
+                                  f"in this session are complete and kept; {exc.remedy} to record the rest") from None
             latency = time.monotonic() - take.speech_end_time
             self.next_no[digit] = int(path.stem.rsplit("_", 1)[1]) + 1
             saved = Saved(path, digit, take.seconds, latency)

@@ -32,6 +32,7 @@ class SessionResult:
     skipped: list[int] = field(default_factory=list)
     interrupted: bool = False
     quit: bool = False
+    failed: bool = False  # an error ended the session (the takes saved before it are complete)
     counts: dict[int, int] = field(default_factory=dict)  # takes on disk per digit at the end
     missing: dict[int, int] = field(default_factory=dict)  # still to record for a balanced set
 
@@ -43,7 +44,7 @@ def balance(counts: dict[int, int], digits: list[int], target: int = 0) -> dict[
 
 
 def print_summary(res: SessionResult, digits: list[int]) -> None:
-    how = "interrupted; " if res.interrupted else "stopped; " if res.quit else ""
+    how = "interrupted; " if res.interrupted else "ended by an error; " if res.failed else "stopped; " if res.quit else ""
     mean_latency = np.mean([s.latency for s in res.saved]) * 1000 if res.saved else 0.0
     err.print(
         f"{how}saved {len(res.saved)} take(s) for {res.speaker} in {res.folder}"

@@ -55,7 +55,7 @@ class AutoUI:
         self.line(f"SKIPPED {index} {digit}")
 
     def done(self, result: SessionResult) -> None:
-        self.line(f"DONE saved={len(result.saved)} rejected={len(result.rejected)} skipped={len(result.skipped)}")
+        self.line(f"{'FAILED' if result.failed else 'DONE'} saved={len(result.saved)} rejected={len(result.rejected)} skipped={len(result.skipped)}")
 
 
 GLYPHS = {  # 5x5 digits for the prompt; each "#" is drawn two cells wide

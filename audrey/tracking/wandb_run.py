@@ -33,6 +33,7 @@ import torch
 from audrey import DIGIT_WORDS
 from audrey.atomic import atomic_write_bytes
 from audrey.audio.frontend import features, load_clip
+from audrey.console import warn
 from audrey.errors import AudreyError
 from audrey.models.modelfile import code_version
 from audrey.plots import pyplot
@@ -247,9 +248,15 @@ class Tracker:
         return self
 
     def __exit__(self, *exc) -> None:
-        if exc[0] is not None:
-            self.record["summary"]["failed"] = f"{exc[0].__name__}: {exc[1]}"
-        self.path = self.finish()
+        if exc[0] is None:
+            self.path = self.finish()
+            return
+        self.record["summary"]["failed"] = f"{exc[0].__name__}: {exc[1]}"
+        try:
+            self.path = self.finish()
+        except AudreyError as problem:  # e.g. the disk that failed the run cannot take its record either:
+            self.path = None            # the run's own error is the one to report, this one is a note
+            warn(f"the run record was not kept: {problem}")
 
 
 def spectrogram(path: Path, frontend) -> np.ndarray:
