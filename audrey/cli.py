@@ -5,8 +5,6 @@ the modules they call. Every AudreyError becomes one line on stderr and exit sta
 from __future__ import annotations
 
 import functools
-import json
-import math
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -17,6 +15,7 @@ from rich.markup import escape
 from audrey.atomic import NO_SPACE, NOT_ALLOWED, WriteFailed
 from audrey.console import err
 from audrey.errors import AudreyError
+from audrey.strict_json import json_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audrey: a spoken-digit recognizer for your own voice.")
 data_app = typer.Typer(no_args_is_help=True, help="Corpora: fetch FSDD or AudioMNIST, inspect any folder of clips, cut digits out of connected speech.")
@@ -62,26 +61,6 @@ def user_errors(fn):
             raise typer.Exit(130)
 
     return wrapper
-
-
-def json_text(obj, indent: int | None = None) -> str:
-    """`obj` as strict JSON. JSON has no NaN or Infinity (jq, JavaScript and strict parsers reject
-    the `NaN` Python would write), so a number that is not finite (a diverged run's loss, an
-    undefined rate) is written as null, "no value", and the rest of the output stays usable;
-    allow_nan=False guards that nothing slips through."""
-    return json.dumps(finite_or_null(obj), indent=indent, default=str, allow_nan=False)
-
-
-def finite_or_null(obj):
-    if isinstance(obj, dict):
-        return {k: finite_or_null(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_or_null(v) for v in obj]
-    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):  # numpy scalars and arrays, tensors
-        return finite_or_null(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def print_json(obj) -> None:
@@ -225,7 +204,7 @@ def eval_cmd(
     tags: Optional[List[str]] = TAGS_OPT,
 ):
     """Accuracy overall, per speaker and per digit; confusion-matrix PNG; worst clips."""
-    from audrey.data.corpora import read_corpora
+    from audrey.data.corpora import non_audio_files, read_corpora
     from audrey.training.evaluate import evaluate, plot_confusion
     from audrey.models.personal_file import load_bundle
     from audrey.report import print_evaluation
@@ -241,10 +220,15 @@ def eval_cmd(
         plot_confusion(ev.confusion(), confusion, bundle.arch)
         log_evaluation(tracker, ev, bundle, "eval", worst)
         tracker.image("eval/confusion_plot", confusion)
+    skipped = non_audio_files(data)
     if as_json:
-        print_json({**ev.summary(), "worst": ev.worst(worst), "confusion_png": str(confusion)})
+        print_json({**ev.summary(), "worst": ev.worst(worst), "confusion_png": str(confusion),
+                    "skipped_files": {"files": sum(skipped.values()), "per_suffix": dict(sorted(skipped.items()))}})
     else:
         print_evaluation(ev.summary(), ev.worst(worst))
+        if skipped:
+            kinds = ", ".join(f"{suffix} {n}" for suffix, n in sorted(skipped.items()))
+            err.print(f"skipped {sum(skipped.values())} non-audio file(s) in --data: {escape(kinds)}", soft_wrap=True)
         err.print(f"confusion matrix: {confusion}")
 
 
@@ -257,23 +241,33 @@ def predict_cmd(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
     ood: bool = typer.Option(False, "--ood", help="Add an out-of-distribution score (needs `audrey ood-fit`; automatic when <model>.ood.safetensors exists)"),
 ):
-    """Digit, confidence and top-3 for each file."""
+    """Digit, confidence and top-3 for each file; a file that has none (not audio, no speech in it) is
+    one error line, the others are still predicted, and the exit status is then 2."""
     from audrey.models.personal_file import load_bundle
     from audrey.live.recognizer import Recognizer
     from audrey.observe.ood import score_files
 
     recognizer = Recognizer.from_file(model_path(model), weights)
-    preds = recognizer.predict_files(files)
+    preds = recognizer.predict_each(files)
+    good = [path for path, pred in zip(files, preds) if not isinstance(pred, AudreyError)]
     # OOD statistics describe the base model's training data: with personal weights, ask the base
     base = load_bundle(model_path(model)) if weights else recognizer.bundle
-    scores = score_files(model_path(model), base, files, required=ood)  # None without OOD statistics
-    for i, (path, pred) in enumerate(zip(files, preds)):
+    scores = score_files(model_path(model), base, good, required=ood) if good else None  # None without OOD statistics
+    score_of = dict(zip(map(str, good), scores)) if scores else {}
+    for path, pred in zip(files, preds):
+        if isinstance(pred, AudreyError):
+            sys.stdout.flush()  # results and errors in file order on a terminal
+            err.print(f"[red]error:[/] {escape(str(pred))}", soft_wrap=True)
+            continue
+        score = score_of.get(str(path))
         if as_json:
-            sys.stdout.write(json_text({"file": str(path), **pred.to_dict(), **({"ood": scores[i]} if scores else {})}) + "\n")
+            sys.stdout.write(json_text({"file": str(path), **pred.to_dict(), **({"ood": score} if score else {})}) + "\n")
         else:
             top = "  ".join(f"{d}:{p:.2f}" for d, p in pred.top3)
-            flag = f"\tOOD {scores[i]['score']:.1f}{' (out of distribution)' if scores[i]['flagged'] else ''}" if scores else ""
+            flag = f"\tOOD {score['score']:.1f}{' (out of distribution)' if score['flagged'] else ''}" if score else ""
             sys.stdout.write(f"{path}\t{pred.digit}\t{pred.confidence:.2f}\t(top-3 {top}){flag}\n")
+    if len(good) < len(files):
+        raise typer.Exit(2)
 
 
 @app.command("personalize")
@@ -408,11 +402,12 @@ def record_cmd(
 @user_errors
 def devices_cmd(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table")):
     """List audio input devices (use the index or part of the name with `audrey record --device`)."""
-    from audrey.audio.mic import NO_DEVICE, input_devices
+    from audrey.audio.mic import input_devices
 
     devices = input_devices()
     if not devices:
-        raise AudreyError(NO_DEVICE)
+        raise AudreyError("no audio input device found; connect a microphone (or start the sound system, "
+                          "e.g. PulseAudio or PipeWire) and run `audrey devices` again")
     if as_json:
         print_json(devices)
         return

@@ -18,6 +18,16 @@ def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)  # a path's "[...]" is not markup
 
 
+_said: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """warn(), unless this very message was already given in this process (a file read twice)."""
+    if message not in _said:
+        _said.add(message)
+        warn(message)
+
+
 def quiet() -> bool:
     """No progress bars in CI logs or when stderr is not a terminal, unless AUDREY_PROGRESS=1."""
     if os.environ.get("AUDREY_PROGRESS") == "1":

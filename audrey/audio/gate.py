@@ -22,6 +22,10 @@ MIN_SNR_DB = 20.0  # speech must stand this far above the background (a quiet ro
 SPEECH_PERCENTILE = 90  # "speech level": this percentile of the speech frames' levels (the vowel, not the fade)
 MIN_DIGIT_SPEECH_SECONDS = 0.15  # speech in a take: the shortest digits ("eight", "six" said fast) last ~0.2 s
 MAX_DIGIT_SPEECH_SECONDS = 1.5  # ...and the slowest "seven" lasts under 1 s; longer is more than a digit
+# What any clip handed to `audrey predict` must have, a far looser test than a take's: every clip of
+# FSDD and Speech Commands' digits passes it (a tightly trimmed FSDD clip still spans 8 dB or more).
+MIN_CLIP_SECONDS = 0.1  # shorter than any spoken digit (FSDD's shortest clip lasts 0.14 s)
+STEADY_DB = 3.0  # every 10 ms within this many dB of each other: one steady sound (a tone, a hum), no speech
 
 
 @dataclass(frozen=True)
@@ -84,4 +88,21 @@ def check_stats(s: TakeStats, samples: int) -> str | None:
         return f"too short for one digit ({s.speech_seconds:.2f} s, needs at least {MIN_DIGIT_SPEECH_SECONDS} s); say the whole digit"
     if s.speech_seconds > MAX_DIGIT_SPEECH_SECONDS:
         return f"too long for one digit ({s.speech_seconds:.1f} s, at most {MAX_DIGIT_SPEECH_SECONDS} s); say only the digit, at a normal pace"
+    return None
+
+
+def speech_problem(audio: np.ndarray, rate: int) -> str | None:
+    """Why a clip cannot hold a spoken digit (one line), or None: too little audio, silence, or one
+    steady sound such as a test tone. A digit's loudness rises and falls; these never do."""
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    if len(audio) < MIN_CLIP_SECONDS * rate:
+        return (f"too little audio ({len(audio)} sample(s), {len(audio) / rate:.3f} s at {rate} Hz; a spoken digit "
+                f"lasts at least {MIN_CLIP_SECONDS:g} s): no digit to recognise")
+    levels = vad.frame_levels(audio, vad.frame_samples(rate))
+    loudest = int(round(float(levels.max())))
+    if loudest < vad.MIN_LEVEL_DB:
+        return f"no speech: silence (the loudest 10 ms reach {loudest} dBFS): no digit to recognise"
+    if float(levels.max() - levels.min()) < STEADY_DB:
+        return (f"no speech: one steady sound at {loudest} dBFS (a tone, hum or test signal, "
+                f"its level never changes): no digit to recognise")
     return None

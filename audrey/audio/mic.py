@@ -9,11 +9,15 @@ recorder throws that take away instead of keeping audio with a hole in it.
 
 from __future__ import annotations
 
+import os
 import queue
+import re
 import signal
+import tempfile
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,33 @@ QUEUE_SECONDS = 10.0  # audio the queue holds while the reader is busy (saving, 
 STALL_SECONDS = 2.0  # no block for this long: the device has stopped delivering
 PREFERRED_RATE = 16000  # enough for speech (the model uses 8 kHz) and what most devices offer
 NO_DEVICE = "no audio input device found; connect a microphone or pick one with --device (see `audrey devices`)"
+# PortAudio's C code reports its internal checks on stderr ("Expression 'ret' failed in
+# 'src/hostapi/alsa/pa_linux_alsa.c', line: 1736") when a device vanishes; Audrey's own error says it
+PORTAUDIO_NOISE = re.compile(r"^Expression '.*' failed in '.*', line: \d+")
+
+
+@contextmanager
+def portaudio_quiet():
+    """While PortAudio is called (opening and closing a stream), its assertion lines
+    (PORTAUDIO_NOISE) are dropped: file descriptor 2 goes to a temporary file, and every other
+    line written meanwhile is passed on to stderr afterwards."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines = tmp.read().decode(errors="replace").splitlines(keepends=True)
+            kept = "".join(line for line in lines if not PORTAUDIO_NOISE.match(line))
+            if kept:
+                os.write(2, kept.encode())
 
 
 class StreamEnded(Exception):
@@ -146,20 +177,24 @@ class MicStream:
 
     def __enter__(self) -> "MicStream":
         try:
-            self._stream = self.sd.InputStream(
-                samplerate=self.rate,
-                blocksize=self.block,
-                device=self.device["index"],
-                channels=self.channels,
-                dtype="float32",
-                callback=self._callback,
-            )
-            self._stream.start()
+            with portaudio_quiet():
+                self._open()
         except Exception as exc:  # PortAudioError, or ValueError for settings the device refuses
             self.close()
             raise AudreyError(f"cannot open input device {self.name!r} at {self.rate} Hz ({exc}); pick another with --device") from None
         self.latency = float(self._stream.latency)
         return self
+
+    def _open(self) -> None:
+        self._stream = self.sd.InputStream(
+            samplerate=self.rate,
+            blocksize=self.block,
+            device=self.device["index"],
+            channels=self.channels,
+            dtype="float32",
+            callback=self._callback,
+        )
+        self._stream.start()
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -167,8 +202,9 @@ class MicStream:
     def close(self) -> None:
         if self._stream is not None:
             try:
-                self._stream.stop()
-                self._stream.close()
+                with portaudio_quiet():  # a lost device makes PortAudio print its failed checks here
+                    self._stream.stop()
+                    self._stream.close()
             except Exception:
                 pass
             self._stream = None

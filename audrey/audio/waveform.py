@@ -9,11 +9,13 @@ energy above 4 kHz any more (benchmarks/frontend_band.py measures this).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from audrey.atomic import atomic_write_bytes
+from audrey.console import warn_once
 from audrey.errors import AudreyError
 
 SAMPLE_RATE = 8000  # Hz, the model's rate
@@ -93,6 +95,8 @@ def open_audio(path: str | os.PathLike):
     import soundfile as sf
 
     path = Path(path)
+    if path.is_dir():
+        raise AudreyError(f"{path}: is a folder, not an audio file; pass the files in it (e.g. {path / '*.wav'})")
     if not path.is_file():
         raise AudreyError(f"{path}: no such audio file")
     if path.stat().st_size == 0:
@@ -104,7 +108,31 @@ def open_audio(path: str | os.PathLike):
     if fh.frames == 0:
         fh.close()
         raise AudreyError(f"{path}: the file holds no audio samples")
+    short = truncation(fh)
+    if short:
+        warn_once(f"{path}: {short}")  # once, however often the file is opened
     return fh
+
+
+# libsndfile's parse log says "data : 32000 (should be 15978)" when a header declares more audio
+# bytes than the file holds (SSND for AIFF), and reads what is there.
+DECLARED_CHUNK = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+UNKNOWN_LENGTHS = {0, 0xFFFFFFFF, 0x7FFFFFFF}  # streaming writers' "length not known yet": not a cut
+
+
+def truncation(fh) -> str | None:
+    """What is missing when the file was cut short (its header declares more audio than it holds),
+    in one line; None for a whole file."""
+    m = DECLARED_CHUNK.search(getattr(fh, "extra_info", "") or "")
+    if not m:
+        return None
+    declared, held = int(m[1]), int(m[2])
+    if declared in UNKNOWN_LENGTHS or held >= declared:
+        return None
+    frame_bytes = max(1, held // fh.frames)  # open_audio has checked that frames > 0
+    missing_s = (declared - held) / frame_bytes / fh.samplerate
+    return (f"truncated: its header declares {declared} bytes of audio, the file holds {held} "
+            f"({held / declared:.0%}, {missing_s:.2f} s missing); reading what is there (re-copy or re-record it)")
 
 
 def _first_line(exc: BaseException) -> str:

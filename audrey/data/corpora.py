@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from audrey import DIGIT_WORDS
-from audrey.audio.waveform import audio_files
+from audrey.audio.waveform import audio_files, is_audio_file
 from audrey.data.utterances import UTTERANCE_LAYOUTS, utterance_layout
 from audrey.errors import AudreyError
 
@@ -91,6 +92,9 @@ def detect_layout(root: Path) -> tuple[str, Path]:
     """Return (layout, folder that holds it). Clip layouts: 'speakers', 'flat', 'digits',
     'speech-commands'; utterance layouts (UTTERANCE_LAYOUTS): 'an4', 'alphanumeric'."""
     root = Path(root)
+    if root.is_file():
+        raise AudreyError(f"{root}: is a file, not a corpus folder; pass the folder that holds the clips "
+                          f"(for single files, `audrey predict {root}`)")
     if not root.is_dir():
         raise AudreyError(f"{root}: no such folder")
     utterances = utterance_layout(root)
@@ -133,6 +137,20 @@ def read_corpus(root: str | Path, source: str | None = None) -> list[Clip]:
     if not clips:
         raise AudreyError(f"{root}: no audio clips found")
     return clips
+
+
+def non_audio_files(roots: Iterable[str | Path]) -> Counter:
+    """Files under the corpus folders that the readers skip because they are not audio
+    (waveform.is_audio_file, the one rule), by suffix; hidden folders such as .git are not entered."""
+    skipped: Counter = Counter()
+    for root in roots:
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                path = Path(folder) / name
+                if not is_audio_file(path):
+                    skipped["(hidden)" if name.startswith(".") else path.suffix.lower() or "(no suffix)"] += 1
+    return skipped
 
 
 def read_corpora(roots: Iterable[str | Path]) -> list[Clip]:

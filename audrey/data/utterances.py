@@ -76,6 +76,8 @@ def utterance_layout(root: Path) -> str | None:
 def read_utterances(root: str | Path) -> list[Utterance]:
     """Every utterance under `root` (an AN4 or alphanumeric folder). Raises naming the file on bad data."""
     root = Path(root)
+    if root.is_file():
+        raise AudreyError(f"{root}: is a file, not a corpus folder; pass the folder that holds the utterances and their transcripts")
     if not root.is_dir():
         raise AudreyError(f"{root}: no such folder")
     layout = utterance_layout(root)

@@ -10,7 +10,8 @@ Output on stdout, one line per event, flushed at once:
   text:    "4  (0.98)" per digit, "not a digit  (why)" per rejected sound (unless hidden),
            "→ 427" when a string closes;
   --json:  one JSON object per event: {"event": "listening", ...} once the input delivers audio, then
-           digit / rejected / string events (audrey.live.stream.Event.to_dict), {"event": "stopped"} at the end.
+           digit / rejected / string events (audrey.live.stream.Event.to_dict), {"event": "stopped"} at the end,
+           also when an error ends it (a lost device: "error" holds the message, the exit status is not 0).
   --observe: each digit and rejection also carries what the base model's digit probes read at every
            layer (a logit lens) and its OOD score (audrey.observe.observer.Observer): an indented "lens ..." line,
            or "observe" in JSON. --weights: digits from personal weights (audrey.training.personal).
@@ -21,7 +22,6 @@ printed, exit status 0.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from audrey.console import err, warn
 from audrey.errors import AudreyError
 from audrey.audio.mic import STALL_SECONDS, MicStream, StopOnSignal, StreamEnded, resolve_device
 from audrey.live.stream import STRING_GAP_SECONDS, DigitStream, Event
+from audrey.strict_json import json_text
 
 STATUS_PER_SECOND = 4
 METER_DB = (-70.0, 0.0)
@@ -66,13 +67,13 @@ class Printer:
 
     def start(self, info: dict) -> None:
         if self.as_json:
-            self.line(json.dumps({"event": "listening", **info}))
+            self.line(json_text({"event": "listening", **info}))
 
     def event(self, e: Event) -> None:
         if e.kind == "rejected" and not self.show_rejected:
             return
         if self.as_json:
-            self.line(json.dumps(e.to_dict()))
+            self.line(json_text(e.to_dict()))
         elif e.kind == "digit":
             self.line(f"{e.digit}  ({e.confidence:.2f})")
         elif e.kind == "rejected":
@@ -82,10 +83,11 @@ class Printer:
         if e.observation is not None and not self.as_json:
             self.line(f"   {e.observation.line()}")
 
-    def stop(self, result: ListenResult) -> None:
+    def stop(self, result: ListenResult, error: AudreyError | None = None) -> None:
         if self.as_json:
-            self.line(json.dumps({"event": "stopped", "seconds": round(result.seconds, 2), "digits": result.digits,
-                                  "strings": result.strings, "dropped_blocks": result.dropped}))
+            self.line(json_text({"event": "stopped", "seconds": round(result.seconds, 2), "digits": result.digits,
+                                 "strings": result.strings, "dropped_blocks": result.dropped,
+                                 **({"error": str(error)} if error else {})}))
 
 
 class Status:
@@ -177,6 +179,7 @@ def listen(
                 result.strings.append(e.string)
             printer.event(e)
 
+    error = None  # what ended listening, if not Ctrl-C or the end of a file: said after the final event
     with StopOnSignal() as stop, stream, Status(stream.name, stream.rate, pipeline) as status:
         started = False
         try:
@@ -198,10 +201,14 @@ def listen(
             result.interrupted = True
         except StreamEnded:
             pass
+        except AudreyError as exc:  # the device was lost: close the open string and stop as usual, then say why
+            error = exc
         result.interrupted = result.interrupted or stop.stopped.is_set()
         emit(pipeline.flush())
     result.seconds = pipeline.fed / pipeline.rate
     if result.dropped:
         warn(f"{result.dropped} audio blocks were lost (the computer was too busy); digits around them may be missed")
-    printer.stop(result)
+    printer.stop(result, error)
+    if error is not None:
+        raise error
     return result

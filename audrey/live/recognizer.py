@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audrey.audio import waveform
+from audrey.audio import gate, waveform
 from audrey.errors import AudreyError
 from audrey.audio.frontend import LogMel, prepare, prepared_batch
 from audrey.models.modelfile import ModelBundle
@@ -90,7 +90,31 @@ class Recognizer:
         return out
 
     def predict_files(self, paths: list[Path]) -> list[Prediction]:
+        """Clips known to hold a digit (the corpus's own); the first unreadable one raises."""
         if not paths:
             raise AudreyError("no audio files given")
         waves = [waveform.load_audio(p, self.sample_rate, max_seconds=waveform.MAX_CLIP_FILE_SECONDS) for p in paths]
         return self.predict(waves)
+
+    def predict_each(self, paths: list[Path]) -> list[Prediction | AudreyError]:
+        """`audrey predict`: per file, its prediction, or the error that says why it has none (not
+        readable audio, too little audio, no speech in it). One bad file does not cost the others theirs."""
+        if not paths:
+            raise AudreyError("no audio files given")
+        out: list[Prediction | AudreyError] = []
+        waves, good = [], []
+        for i, path in enumerate(paths):
+            try:
+                wave = waveform.load_audio(path, self.sample_rate, max_seconds=waveform.MAX_CLIP_FILE_SECONDS)
+                problem = gate.speech_problem(wave, self.sample_rate)
+                if problem:
+                    raise AudreyError(f"{path}: {problem}")
+            except AudreyError as exc:
+                out.append(exc)
+                continue
+            out.append(None)
+            waves.append(wave)
+            good.append(i)
+        for i, pred in zip(good, self.predict(waves) if waves else []):
+            out[i] = pred
+        return out
