@@ -176,11 +176,11 @@ def tiny_bundle(audrey_cache):
 
 @pytest.fixture(scope="session")
 def starter_judge():
-    from audrey.live.calibration import sidecar_path
+    from audrey.live.calibration import find_calibration
     from audrey.live.judge import Judge
 
-    if not STARTER.exists() or not sidecar_path(STARTER).exists():
-        pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name} "
+    if not STARTER.exists() or not find_calibration(STARTER).exists():
+        pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{find_calibration(STARTER).name} "
                     "(train the starter model, then `audrey calibrate`)")
     return Judge.from_file(STARTER)
 

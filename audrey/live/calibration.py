@@ -170,10 +170,10 @@ def checked_pronunciations(file, prons, inventory) -> list:
     """Each digit's pronunciations from a calibration file: ten lists of phone strings, each digit
     spellable with the phone recogniser's `inventory` (what phones.DigitMatcher needs)."""
     def fail(problem: str) -> AudreyError:
-        return file.error(f"phone_config field pronunciations {problem}")
+        return file.error(f"phone_config field pronunciations{problem}")
 
     if not isinstance(prons, list) or len(prons) != 10:
-        raise fail(f"is {shown(prons)}; expected one list of phone strings per digit (10)")
+        raise fail(f" is {shown(prons)}; expected one list of phone strings per digit (10)")
     known = set(inventory)
     out = []
     for d, spellings in enumerate(prons):

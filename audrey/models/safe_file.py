@@ -80,7 +80,7 @@ class SafeFile:
             which = f"lacks {missing[0]}" if missing else f"has an unexpected tensor {unexpected[0][:60]}"
             raise self.error(f"{lead} (the file {which}; {len(missing)} missing, {len(unexpected)} unexpected)")
         for name, want in expected.items():
-            if found[name] != want:
+            if name in found and found[name] != want:
                 raise self.error(f"{lead} (tensor {name} is {describe_entry(*found[name])}, expected {describe_entry(*want)})")
 
     def tensors(self, names=None, finite: bool = True, minus_inf_ok=()) -> dict[str, torch.Tensor]:
