@@ -274,7 +274,7 @@ def predict_cmd(
 def personalize_cmd(
     speaker: Optional[str] = typer.Option(None, "--speaker", help="Whose voice: recordings/NAME (or a speaker in --data)"),
     base: Optional[Path] = typer.Option(None, "--base", help="Base model file (default: the bundled starter model)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Personal weights file (default: models/NAME.personal.safetensors)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Personal weights file (default: models/NAME.personal.safetensors; in $AUDREY_DATA/models when models/ is the bundled one)"),
     data: Optional[Path] = typer.Option(None, "--data", help="Any labelled folder instead of recordings/NAME"),
     recordings: Path = typer.Option(Path("recordings"), help="Where `audrey record` keeps speakers"),
     holdout: int = typer.Option(1, help="Takes per digit held out to measure before/after (each digit keeps one to learn from)"),

@@ -141,17 +141,6 @@ def open_format(path: str | Path, fmt: str, what: str, remedy: str = "") -> Safe
     return file
 
 
-def read_safetensors(path: str | Path, fmt: str, what: str, remedy: str = "",
-                     tensors: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(metadata, tensors) of one of Audrey's safetensors files (model files, personal weights,
-    calibration, OOD statistics, probes, checkpoints) whose metadata says `format: fmt`; with
-    `tensors=False` only the metadata is read. The file and header sizes are bounded, the header's
-    layout is checked before any data is read, and NaN or infinite tensors are refused. Every
-    failure is one line that names the file, says what is wrong with it, and ends with `remedy`."""
-    file = open_format(path, fmt, what, remedy)
-    return dict(file.metadata), (file.tensors() if tensors else {})
-
-
 def load_model(path: str | Path, expect_arch: str | None = None) -> tuple[ModelBundle, dict[str, torch.Tensor]]:
     """(bundle, extra tensors) from a model file. Refuses other formats, architectures and damage.
 
