@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Audrey: a sp
 data_app = typer.Typer(no_args_is_help=True, help="Corpora: fetch FSDD or AudioMNIST, inspect any folder of clips, cut digits out of connected speech.")
 app.add_typer(data_app, name="data")
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "starter.safetensors"
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "starter.safetensors"  # in modelfile.SHIPPED_MODELS
 runs_app = typer.Typer(no_args_is_help=True, help="Run records: list, compare, sync to W&B.")
 app.add_typer(runs_app, name="runs")
 
@@ -275,7 +275,7 @@ def predict_cmd(
 def personalize_cmd(
     speaker: Optional[str] = typer.Option(None, "--speaker", help="Whose voice: recordings/NAME (or a speaker in --data)"),
     base: Optional[Path] = typer.Option(None, "--base", help="Base model file (default: the bundled starter model)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="Personal weights file (default: models/NAME.personal.safetensors)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Personal weights file (default: models/NAME.personal.safetensors; in $AUDREY_DATA/models when models/ is the bundled one)"),
     data: Optional[Path] = typer.Option(None, "--data", help="Any labelled folder instead of recordings/NAME"),
     recordings: Path = typer.Option(Path("recordings"), help="Where `audrey record` keeps speakers"),
     holdout: int = typer.Option(1, help="Takes per digit held out to measure before/after (each digit keeps one to learn from)"),
@@ -501,7 +501,7 @@ def calibrate_cmd(
     data: Optional[List[Path]] = typer.Option(None, "--data", help="Corpora the model was trained on (default: those its file names)"),
     target: Optional[float] = typer.Option(None, help="Fraction of correctly recognised held-out digits that must be accepted (default: thresholds.TARGET_ACCEPT, 0.97)"),
     detector: Optional[Path] = typer.Option(None, help="Reuse the digit-or-not detector and the phone recogniser of this calibration file instead of training them"),
-    out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.reject.safetensors beside the model)"),
+    out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.reject.safetensors beside the model; for the bundled starter, in $AUDREY_DATA/models)"),
 ):
     """Train and calibrate the rejection of words and noises that are not digits (for listen and transcribe)."""
     from audrey.live.calibrate import calibrate_model
@@ -527,7 +527,7 @@ def probe_cmd(
     freq_bins: int = typer.Option(4, help="Frequency bands each CNN feature map is averaged into"),
     random_init: bool = typer.Option(True, "--random-init/--no-random-init", help="Also probe a randomly initialised model of the same architecture"),
     plot: Path = typer.Option(Path("probes.png"), help="Where to write the accuracy-by-layer PNG"),
-    save: Optional[Path] = typer.Option(None, help="Where to write the digit probes that `listen --observe` reads (default: <model>.probes.safetensors)"),
+    save: Optional[Path] = typer.Option(None, help="Where to write the digit probes that `listen --observe` reads (default: <model>.probes.safetensors beside the model; for the bundled starter, in $AUDREY_DATA/models)"),
     no_save: bool = typer.Option(False, "--no-save", help="Do not write the digit probes"),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
@@ -598,15 +598,17 @@ def ood_fit_cmd(
     data: Optional[List[Path]] = typer.Option(None, "--data", help="The corpora the model was trained on (default: those its file names)"),
     synth: Optional[int] = typer.Option(None, help="Synthetic voices to add (default: as many as the model trained with)"),
     quantile: float = typer.Option(0.99, help="Share of held-out digits scored below the threshold"),
-    out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.ood.safetensors)"),
+    out: Optional[Path] = typer.Option(None, help="Where to write it (default: <model>.ood.safetensors beside the model; for the bundled starter, in $AUDREY_DATA/models)"),
 ):
     """Fit the out-of-distribution statistics (class means and covariance of the penultimate layer)."""
     from audrey.data.corpora import read_corpora
-    from audrey.models.modelfile import load_model
+    from audrey.models.modelfile import load_model, writable_output
     from audrey.observe.ood import fit_from_clips, sidecar_path
     from audrey.training.runs import synthetic_clips
 
     path = model_path(model)
+    if out is not None:
+        writable_output(out, "--out")  # before the work, not after it
     bundle, _ = load_model(path)
     prov = bundle.provenance
     if not data:

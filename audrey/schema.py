@@ -25,7 +25,8 @@ SHOWN_CHARS = 40  # a found value is quoted up to this many characters
 def bounded(default, lo: float, hi: float, items: tuple[int, int] = (1, 16)):
     """A dataclass field whose value (each element, for a tuple field) must lie in [lo, hi];
     `items` bounds a tuple field's length. For str fields lo/hi bound the length. A float field is
-    always finite unless hi is math.inf (then +inf is allowed: "no best loss yet")."""
+    always finite unless hi is math.inf (then +inf is allowed: "no best loss yet") or lo is -math.inf
+    (then -inf is: a threshold that lets everything through); NaN never is."""
     return dataclasses.field(default=default, metadata={"bounds": (lo, hi), "items": items})
 
 
@@ -78,7 +79,7 @@ def _scalar(name: str, kind, value, lo, hi):
         ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
     elif kind is float:
         ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-              and not math.isnan(value) and (math.isfinite(value) or value == hi == math.inf) and lo <= value <= hi)
+              and not math.isnan(value) and (math.isfinite(value) or value in (lo, hi)) and lo <= value <= hi)
     elif kind is str:
         ok = isinstance(value, str) and lo <= len(value) <= hi
     else:  # a schema mistake, not a file's

@@ -68,7 +68,7 @@ def run_speaker(speaker: str, clips, model: Path, takes: int, work: Path) -> dic
     from audrey.models.personal_file import apply_personal
     from audrey.training.personal import personalize
     from audrey.live.recognizer import Recognizer
-    from audrey.live.calibration import Calibration, sidecar_path
+    from audrey.live.calibration import Calibration, find_calibration
     from audrey.live.judge import Judge
 
     enrol = work / f"enrol-{speaker}"
@@ -82,7 +82,7 @@ def run_speaker(speaker: str, clips, model: Path, takes: int, work: Path) -> dic
     personal = apply_personal(bundle, out, model)
     judges = {
         "base": Judge.from_file(model, need_calibration=True),
-        "personal, base thresholds": Judge(Recognizer(personal, fast=False), Calibration.load(sidecar_path(model)), base=bundle.model),
+        "personal, base thresholds": Judge(Recognizer(personal, fast=False), Calibration.load(find_calibration(model)), base=bundle.model),
         "personal, fitted": Judge.from_file(model, weights=out),
     }
     test = [c for c in clips if take(c) in TEST_TAKES]
@@ -109,7 +109,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "personal_rejection.json")
     args = ap.parse_args()
     from audrey.data.corpora import read_corpus
-    from audrey.live.calibration import sidecar_path
+    from audrey.live.calibration import find_calibration, sidecar_path
 
     if not (FSDD / "recordings").is_dir():
         raise SystemExit(f"{FSDD}: no FSDD here (set AUDREY_FSDD)")
@@ -123,9 +123,9 @@ def main() -> None:
         work = Path(tmp)
         model = work / args.model.name  # a copy, with the calibration to test beside it
         shutil.copy(args.model, model)
-        shutil.copy(args.calibration or sidecar_path(args.model), sidecar_path(model))
+        shutil.copy(args.calibration or find_calibration(args.model), sidecar_path(model))
         results = {s: run_speaker(s, [c for c in clips if c.speaker == s], model, args.takes, work) for s in speakers}
-    report = {"model": str(args.model), "calibration": str(args.calibration or sidecar_path(args.model)),
+    report = {"model": str(args.model), "calibration": str(args.calibration or find_calibration(args.model)),
               "takes_per_digit": args.takes, "speakers": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))

@@ -37,12 +37,14 @@ def audrey_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _session_cache_and_one_thread(audrey_cache, monkeypatch):
-    """Each test sees AUDREY_CACHE = the session's cache folder, and torch on one thread: a sum over
+def _session_cache_and_one_thread(audrey_cache, monkeypatch, tmp_path):
+    """Each test sees AUDREY_CACHE = the session's cache folder, AUDREY_DATA (where commands write
+    the companions of the shipped starter) a folder of its own, and torch on one thread: a sum over
     more threads runs in another order, so a model trained with two threads comes out different from
     one trained with one, and a test's result would depend on the machine's cores and on which test
     set the thread count before it. Both are put back after the test."""
     monkeypatch.setenv("AUDREY_CACHE", str(audrey_cache))
+    monkeypatch.setenv("AUDREY_DATA", str(tmp_path / "audrey-data"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -174,11 +176,11 @@ def tiny_bundle(audrey_cache):
 
 @pytest.fixture(scope="session")
 def starter_judge():
-    from audrey.live.calibration import sidecar_path
+    from audrey.live.calibration import find_calibration
     from audrey.live.judge import Judge
 
-    if not STARTER.exists() or not sidecar_path(STARTER).exists():
-        pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name} "
+    if not STARTER.exists() or not find_calibration(STARTER).exists():
+        pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{find_calibration(STARTER).name} "
                     "(train the starter model, then `audrey calibrate`)")
     return Judge.from_file(STARTER)
 

@@ -17,6 +17,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STARTER = REPO / "models" / "starter.safetensors"
+# the starter's companion files as Audrey ships them, by kind (personal weights: made by personal_file())
+SHIPPED_COMPANIONS = {"reject": REPO / "models" / "starter.reject.safetensors",
+                      "ood": REPO / "models" / "starter.ood.safetensors",
+                      "probes": REPO / "models" / "starter.probes.safetensors"}
 HEADROOM = 2 * 2**30  # address space a child may add after its imports; a crafted file asked for 23.9 GB
 
 
@@ -60,6 +64,80 @@ def with_tensor(data: bytes, name: str, values) -> bytes:
     start = header[name]["data_offsets"][0]
     packed = struct.pack(f"<{len(values)}f", *values)
     return join_file(header, body[:start] + packed + body[start + len(packed) :])
+
+
+def with_tensors(data: bytes, change) -> bytes:
+    """`data` re-saved with its tensors replaced by `change(tensors)` (a dict of name -> tensor),
+    metadata kept: a tensor of another shape or dtype, one added or removed."""
+    from safetensors.torch import load, save
+
+    header, _ = split_file(data)
+    return save(change(dict(load(data))), metadata=header["__metadata__"])
+
+
+def personal_file(path: Path) -> Path:
+    """Personal weights for the starter, as `audrey personalize` writes them (two tensors changed,
+    fitted rejection thresholds in the info, one of them an open -inf)."""
+    import copy
+
+    import torch
+
+    from audrey.models.modelfile import load_model
+    from audrey.models.personal_file import save_personal
+
+    base, _ = load_model(STARTER)
+    personal = copy.deepcopy(base)
+    with torch.no_grad():
+        personal.model.head.fc.bias += 0.01
+        personal.model.head.fc.weight *= 1.01
+    info = {"base": str(STARTER), "speaker": "crafted", "source": "nowhere", "takes": {"0": 3}, "held_out_takes": 0,
+            "before": None, "after": None, "curve": [], "adapt": {}, "adapt_seconds": 0.5,
+            "rejection": {"thresholds": {"min_p_digit": 0.2, "min_phone_match": -float("inf"), "max_distance": 30.0}}}
+    return save_personal(path, base, personal, info)
+
+
+def load_companion(kind: str, path: Path, bundle=None, model: Path = STARTER, run: bool = False) -> None:
+    """Read the companion file of `kind` at `path` with the checks of the command that uses it,
+    against `bundle` (default: the model file `model`); with `run`, also put what loaded to work on
+    a silent clip. Raises AudreyError."""
+    import torch
+
+    from audrey.models.modelfile import load_model
+
+    bundle = bundle or load_model(model)[0]
+    feats = torch.zeros(1, bundle.frontend.n_mels, bundle.frontend.n_frames)
+    with torch.no_grad():
+        if kind == "reject":  # as Judge.from_file
+            from audrey.live.calibration import Calibration
+
+            cal = Calibration.load(path)
+            cal.check_model(bundle, model)
+            if run:  # (the phone recogniser's GRU is left out: slow, and its layout was checked)
+                cal.distances(bundle.model.embed(feats))
+                if cal.detector is not None:
+                    cal.detector(feats)
+        elif kind == "ood":  # as predict --ood and listen --observe
+            from audrey.observe.ood import load_for
+
+            stats = load_for(model, bundle, path, required=True)
+            if run:
+                stats.score_features(bundle.model, feats)
+        elif kind == "probes":  # as listen --observe (Observer.from_file)
+            from audrey.observe.observer import Observer
+            from audrey.observe.probe_file import ProbeSet
+
+            probes = ProbeSet.load(path)
+            probes.check_model(bundle, model)
+            if run:
+                Observer(bundle, probes).observe_features(feats)
+        elif kind == "personal":  # as --weights
+            from audrey.models.personal_file import apply_personal
+
+            personal = apply_personal(bundle, path, model)
+            if run:
+                personal.model(feats)
+        else:
+            raise ValueError(kind)
 
 
 # --- the fuzz loop ---------------------------------------------------------------------------------
@@ -149,6 +227,39 @@ def fuzz(path: Path, count: int, seed: int) -> dict:
             failures.append(f"#{i} {what}: {type(exc).__name__}: {str(exc)[:200]}")
     return {"loaded": loaded, "refused": refused, "failures": failures, "seconds": time.perf_counter() - start,
             "first_words": sorted(messages)}
+
+
+def fuzz_companions(folder: Path, good: dict[str, Path], count: int, seed: int) -> dict:
+    """`count` seeded mutants spread over the companion files `good` (kind -> a valid file), each
+    loaded with load_companion (and run when it loads); what happened, for the parent to judge."""
+    import time
+
+    from audrey.errors import AudreyError
+    from audrey.models.modelfile import load_model
+
+    bundle, _ = load_model(STARTER)
+    rng = random.Random(seed)
+    originals = {kind: Path(p).read_bytes() for kind, p in good.items()}
+    start = time.perf_counter()
+    loaded, refused, failures, kinds = 0, 0, [], {}
+    for i in range(count):
+        kind = sorted(originals)[i % len(originals)]
+        what, data = mutant(originals[kind], rng)
+        path = folder / f"mutant.{kind}.safetensors"
+        path.write_bytes(data)
+        try:
+            load_companion(kind, path, bundle, run=True)
+            loaded += 1
+        except AudreyError as exc:
+            refused += 1
+            kinds[kind] = kinds.get(kind, 0) + 1
+            text = str(exc)
+            if "\n" in text or not text.startswith(str(path)):
+                failures.append(f"#{i} {kind} {what}: not one line naming the file: {text!r}")
+        except BaseException as exc:  # noqa: BLE001 - anything but AudreyError is the failure we hunt
+            failures.append(f"#{i} {kind} {what}: {type(exc).__name__}: {str(exc)[:200]}")
+    return {"loaded": loaded, "refused": refused, "refused_by_kind": kinds, "failures": failures,
+            "seconds": time.perf_counter() - start}
 
 
 # --- memory-limited children -----------------------------------------------------------------------

@@ -100,10 +100,10 @@ def test_starter_listen_strings(vmic, tmp_path):
     "two" of "152" sits at the detector's threshold, p_digit 0.29-0.39 against 0.30, and the
     microphone path's jitter decides whether it is refused)."""
     from audrey.data.scenes import HELD_OUT_VOICES
-    from audrey.live.calibration import sidecar_path
+    from audrey.live.calibration import find_calibration
 
-    if not STARTER.exists() or not sidecar_path(STARTER).exists():
-        pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name}")
+    if not STARTER.exists() or not find_calibration(STARTER).exists():
+        pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{find_calibration(STARTER).name}")
     strings = ["4271", "905", "8636", "152", "3980", "724"]
     clean, noisy = clean_and_noisy(tmp_path, strings, list(HELD_OUT_VOICES)[10:16], 3, snr=10, seed=12)
     listener = listen_to(STARTER, [clean, noisy])
@@ -134,10 +134,10 @@ def test_ctrl_c_mid_string_prints_it_and_exits_cleanly(vmic, tiny_model, tmp_pat
 
 def _others_through_the_microphone(tmp_path: Path, words: tuple[str, ...], bursts: tuple[str, ...]) -> Listener:
     from audrey.data.scenes import HELD_OUT_VOICES, render_clips, voice_list
-    from audrey.live.calibration import sidecar_path
+    from audrey.live.calibration import find_calibration
 
-    if not STARTER.exists() or not sidecar_path(STARTER).exists():
-        pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{sidecar_path(STARTER).name}")
+    if not STARTER.exists() or not find_calibration(STARTER).exists():
+        pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{find_calibration(STARTER).name}")
     rng = np.random.default_rng(5)
     voices = voice_list(HELD_OUT_VOICES)[:4]
     clips = render_clips([(w, voices[i % len(voices)], 150) for i, w in enumerate(words)], tmp_path / "words", RATE)

@@ -152,7 +152,8 @@ def test_wrong_or_changed_base_is_a_clear_error(tiny_model, deep_voice, tmp_path
     save_file(load_file(str(out)), str(bad), metadata={**meta, "info": json.dumps(meta["info"])})
     res = CliRunner().invoke(app, ["transcribe", "--model", str(tiny_model), "--weights", str(bad),
                                    str(next((deep_voice / "deep").glob("*.wav")))])
-    assert res.exit_code == 2 and "bad.personal.safetensors: damaged rejection thresholds" in one_line_error(res.output), res.output
+    assert res.exit_code == 2 and ('bad.personal.safetensors: info.rejection.thresholds field min_p_digit is "high"; '
+                                   "expected a number from 0 to 1") in one_line_error(res.output), res.output
 
 
 def test_missing_digits_and_unknown_speaker_are_clear_errors(tiny_model, deep_voice, tmp_path):

@@ -15,7 +15,7 @@ from audrey.errors import AudreyError
 from audrey.models import build_model
 from audrey.observe.activations import capture
 from audrey.observe.observer import Observer
-from audrey.observe.probe_file import ProbeSet, fit_probe_set, probes_path
+from audrey.observe.probe_file import ProbeSet, find_probes, fit_probe_set, probes_path
 from audrey.observe.probe_report import log_report, plot_report
 from audrey.observe.probe_targets import control_labels, speaker_folds, take_folds, target_problem
 from audrey.observe.probes import fit_probe
@@ -163,7 +163,7 @@ def test_shipped_starter_probes_read_the_starter_model():
     from audrey.cli import DEFAULT_MODEL
     from audrey.data.features import clip_features
 
-    if not probes_path(DEFAULT_MODEL).exists():
+    if not find_probes(DEFAULT_MODEL).exists():
         pytest.skip("needs models/starter.probes.safetensors")
     observer = Observer.from_file(DEFAULT_MODEL)
     assert observer.probes.layers == observer.model.hook_names()

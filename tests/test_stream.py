@@ -523,9 +523,9 @@ def test_listen_observe_reads_layers_and_ood_per_utterance(tmp_path):
 
     from audrey.live.listen import listen
     from audrey.audio.mic import FileStream
-    from audrey.observe.probe_file import probes_path
+    from audrey.observe.probe_file import find_probes
 
-    if not STARTER.exists() or not probes_path(STARTER).exists():
+    if not STARTER.exists() or not find_probes(STARTER).exists():
         pytest.skip(f"needs models/{STARTER.name} and its probes (`audrey probe`)")
     audio = espeak_string("274", 241, [0.3, 0.3])  # a voice no model or calibration heard
     stream = FileStream(RATE, endless=False)

@@ -189,8 +189,10 @@ def calibrate_model(model_path: Path, data: list[Path] | None = None, target: fl
                     out: Path | None = None, detector_from: Path | None = None) -> tuple[Path, dict]:
     """`audrey calibrate`: train the detector and the phone recogniser (or take them from another
     calibration), calibrate the thresholds for this model, and write it all beside the model."""
-    from audrey.models.modelfile import load_model
+    from audrey.models.modelfile import load_model, writable_output
 
+    if out is not None:
+        writable_output(out, "--out")  # before the work, not after it
     target = TARGET_ACCEPT if target is None else target
     if not 0.5 <= target < 1.0:
         raise AudreyError(f"--target {target}: expected a fraction between 0.5 and 1 (e.g. 0.97)")

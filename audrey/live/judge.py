@@ -59,12 +59,12 @@ from audrey import DIGIT_WORDS
 from audrey.audio.frontend import prepared_batch
 from audrey.console import warn
 from audrey.errors import AudreyError
-from audrey.live.calibration import Calibration, sidecar_path
+from audrey.live.calibration import Calibration, find_calibration
 from audrey.live.detector import OTHER
 from audrey.live.hiss import MIN_HISS_DB, hiss_array, lacks_hiss, onset_hiss_db
 from audrey.live.recognizer import Recognizer, frozen
 from audrey.live.thresholds import BACKED_P_DIGIT, MAX_SECONDS, MIN_SECONDS, backed
-from audrey.models.modelfile import load_model, model_digest
+from audrey.models.modelfile import load_model
 from audrey.models.personal_file import apply_personal
 from audrey.models.phones import DigitMatcher, match_array
 
@@ -141,13 +141,11 @@ class Judge:
         model_path = Path(model_path)
         bundle, _ = load_model(model_path)
         personal = apply_personal(bundle, Path(weights), model_path) if weights else None
-        path = Path(calibration) if calibration else sidecar_path(model_path)
+        path = Path(calibration) if calibration else find_calibration(model_path)
         cal = None
         if path.exists():
             cal = Calibration.load(path)
-            if cal.model_digest and cal.model_digest != model_digest(bundle.model):
-                raise AudreyError(f"{path}: was calibrated for another model than {model_path}; run "
-                                  f"`audrey calibrate --model {model_path}` (or delete {path.name})")
+            cal.check_model(bundle, model_path)
         elif calibration or need_calibration:
             raise AudreyError(f"{path}: no such rejection calibration; make one with `audrey calibrate --model {model_path}`")
         else:
@@ -156,11 +154,7 @@ class Judge:
         if personal is not None:
             fitted = personal.provenance["personal"].get("rejection")
             if cal is not None and fitted:
-                try:
-                    cal.loosen(fitted["thresholds"])  # fitted to the speaker's takes by `audrey personalize`
-                except (KeyError, TypeError, ValueError):
-                    raise AudreyError(f"{weights}: damaged rejection thresholds in its metadata; make the personal "
-                                      "weights again with `audrey personalize`") from None
+                cal.loosen(fitted["thresholds"])  # fitted to the speaker's takes by `audrey personalize` (checked on reading)
             return cls(Recognizer(personal, fast=False), cal, base=bundle.model)
         return cls(Recognizer(bundle, fast=False), cal)
 

@@ -5,7 +5,12 @@ scores (`passes_tests`, and the detector's backing of a weak phone match, `backe
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
+
+from audrey.schema import bounded
 
 MIN_SECONDS = 0.1  # speech shorter than this is a click or a breath (the segmenter already drops < 0.08 s)
 MAX_SECONDS = 1.5  # the slowest "seven" lasts under 1 s (gate.MAX_DIGIT_SPEECH_SECONDS)
@@ -46,3 +51,23 @@ def passes_tests(score: dict[str, np.ndarray | None], thresholds: dict[str, floa
     if BACKING[0] in thresholds:
         ok = ok & backed(score, thresholds[BACKING[0]])
     return ok
+
+
+@dataclass(frozen=True)
+class ThresholdSet:
+    """The thresholds a calibration file stores (and personal weights' loosened ones), as
+    audrey.schema checks them: -inf and +inf where a test may be open, never NaN."""
+
+    temperature: float = bounded(1.0, 0.01, 100.0)
+    min_p_digit: float = bounded(0.0, 0.0, 1.0)
+    min_phone_match: float = bounded(-math.inf, -math.inf, 1e6)
+    sure_phone_match: float = bounded(-math.inf, -math.inf, 1e6)
+    min_confidence: float = bounded(0.0, 0.0, 1.0)
+    max_distance: float = bounded(math.inf, 0.0, math.inf)
+    min_seconds: float = bounded(MIN_SECONDS, 0.0, 60.0)
+    max_seconds: float = bounded(MAX_SECONDS, 0.0, 60.0)
+
+    def inconsistency(self) -> str | None:
+        if self.min_seconds > self.max_seconds:
+            return f"min_seconds {self.min_seconds:g} is more than max_seconds {self.max_seconds:g}"
+        return None

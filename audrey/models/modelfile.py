@@ -61,6 +61,46 @@ def companion_path(model_path: str | Path, suffix: str) -> Path:
     return model_path.with_name(stem + suffix)
 
 
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"  # the starter and its companions, as Audrey ships them
+
+
+def user_models_dir() -> Path:
+    """Where commands write the companions of a shipped model: $AUDREY_DATA/models, by default
+    ~/.local/share/audrey/models (or under $XDG_DATA_HOME)."""
+    import os
+
+    root = os.environ.get("AUDREY_DATA") or Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "audrey"
+    return Path(root) / "models"
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether `path` is in the folder of the files Audrey ships (models/ beside the package)."""
+    return Path(path).resolve().parent == SHIPPED_MODELS.resolve()
+
+
+def derived_path(model_path: str | Path, suffix: str) -> Path:
+    """Where a command writes a companion of `model_path` by default: beside it (companion_path),
+    except for a shipped model, whose folder no command changes: then in user_models_dir()."""
+    path = companion_path(model_path, suffix)
+    return user_models_dir() / path.name if is_shipped(path) else path
+
+
+def found_companion(model_path: str | Path, suffix: str) -> Path:
+    """Where a companion of `model_path` is read from by default: the one a command wrote
+    (derived_path) when there is one, else the one beside the model (for the starter: the shipped one)."""
+    derived = derived_path(model_path, suffix)
+    return derived if derived.exists() else companion_path(model_path, suffix)
+
+
+def writable_output(path: str | Path, option: str) -> Path:
+    """`path` (given with `option`), refused when it is in the shipped models folder."""
+    path = Path(path)
+    if is_shipped(path):
+        raise AudreyError(f"{option} {path}: that folder holds the files Audrey ships, which no command changes; "
+                          f"write it elsewhere (leave {option} out to write it to {user_models_dir()})")
+    return path
+
+
 def model_digest(model: torch.nn.Module) -> str:
     """A digest of the weights (not of the file: provenance may change, the weights may not).
     Sidecars (rejection calibration, OOD statistics, probes, personal weights) name their model by it."""
@@ -99,17 +139,6 @@ def open_format(path: str | Path, fmt: str, what: str, remedy: str = "") -> Safe
         hint = " (it is a model file: pass it with --model)" if found == FORMAT else ""
         raise file.error(f"not an Audrey {what} (format {shown(found)}, expected {shown(fmt)}){hint}")
     return file
-
-
-def read_safetensors(path: str | Path, fmt: str, what: str, remedy: str = "",
-                     tensors: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(metadata, tensors) of one of Audrey's safetensors files (model files, personal weights,
-    calibration, OOD statistics, probes, checkpoints) whose metadata says `format: fmt`; with
-    `tensors=False` only the metadata is read. The file and header sizes are bounded, the header's
-    layout is checked before any data is read, and NaN or infinite tensors are refused. Every
-    failure is one line that names the file, says what is wrong with it, and ends with `remedy`."""
-    file = open_format(path, fmt, what, remedy)
-    return dict(file.metadata), (file.tensors() if tensors else {})
 
 
 def load_model(path: str | Path, expect_arch: str | None = None) -> tuple[ModelBundle, dict[str, torch.Tensor]]:

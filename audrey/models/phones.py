@@ -18,6 +18,7 @@ heard as what it is: "hi" decodes as /h aI/, which is not /f aI v/.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from audrey import DIGIT_WORDS
 from audrey.console import progress
 from audrey.errors import AudreyError
+from audrey.schema import bounded
 
 # espeak-ng mnemonics folded onto one inventory: allophones and accent variants that a model hearing
 # 8 kHz audio cannot tell apart, and that no digit depends on.
@@ -136,6 +138,20 @@ def train_phone_model(feats: torch.Tensor, transcripts: list[tuple[str, ...]], f
                 sched.step()
             bar.update(task, advance=1, status=f"loss {loss.item():.3f}")
     return model.eval()
+
+
+@dataclass(frozen=True)
+class PhoneConfig:
+    """A PhoneNet's config as a calibration file stores it, checked by audrey.schema."""
+
+    inventory: tuple[str, ...] = bounded(("a",), 1, 8, items=(1, 200))
+    n_mels: int = bounded(40, 8, 128)  # three poolings halve the mels: at least 8
+    channels: tuple[int, ...] = bounded(PHONE_CONFIG["channels"], 1, 256, items=(3, 3))
+    hidden: int = bounded(PHONE_CONFIG["hidden"], 1, 1024)
+    dropout: float = bounded(PHONE_CONFIG["dropout"], 0.0, 0.95)
+
+    def inconsistency(self) -> str | None:
+        return "field inventory names a phone twice" if len(set(self.inventory)) != len(self.inventory) else None
 
 
 def build_phone_model(config: dict) -> PhoneNet:

@@ -66,22 +66,27 @@ class SafeFile:
     def layout(self) -> Layout:
         return {name: (e.dtype, e.shape) for name, e in self.entries.items()}
 
-    def check_layout(self, expected: Layout, lead: str, optional_prefix: str | None = None) -> None:
+    def check_layout(self, expected: Layout, lead: str, optional_prefix: str | None = None,
+                     subset: bool = False) -> None:
         """The file holds exactly the tensors of `expected`, with those dtypes and shapes (plus any
         whose name starts with `optional_prefix`): checked before anything of that size is built.
+        With `subset`, some of `expected` may be absent (personal weights hold only what changed).
         `lead` opens the error ("weights do not fit the cnn architecture it names")."""
         found = {k: v for k, v in self.layout().items() if not (optional_prefix and k.startswith(optional_prefix))}
         missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+        if subset:
+            missing = []
         if missing or unexpected:
             which = f"lacks {missing[0]}" if missing else f"has an unexpected tensor {unexpected[0][:60]}"
             raise self.error(f"{lead} (the file {which}; {len(missing)} missing, {len(unexpected)} unexpected)")
         for name, want in expected.items():
-            if found[name] != want:
+            if name in found and found[name] != want:
                 raise self.error(f"{lead} (tensor {name} is {describe_entry(*found[name])}, expected {describe_entry(*want)})")
 
-    def tensors(self, names=None, finite: bool = True) -> dict[str, torch.Tensor]:
+    def tensors(self, names=None, finite: bool = True, minus_inf_ok=()) -> dict[str, torch.Tensor]:
         """The tensors (all, or `names`), read only now; with `finite`, NaN or infinity in a float
-        tensor is refused (no Audrey file holds one: it means damage or a diverged training)."""
+        tensor is refused (no Audrey file holds one: it means damage or a diverged training), except
+        -inf in the tensors named in `minus_inf_ok` (a probe's bias for a class it never saw)."""
         from safetensors import safe_open
 
         names = list(self.entries) if names is None else list(names)
@@ -92,6 +97,8 @@ class SafeFile:
             raise self.error(f"{FAILED_READ} {self.what} ({first_line(exc)}; it may be truncated)") from None
         if finite:
             for name, value in out.items():
+                if name in minus_inf_ok and value.is_floating_point():
+                    value = value.masked_fill(value == -math.inf, 0.0)
                 if value.is_floating_point() and not all_finite(value):
                     raise self.error(f"tensor {name} holds NaN or infinite values (damaged, or saved from a diverged training)")
         return out

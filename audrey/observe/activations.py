@@ -66,3 +66,16 @@ def short_layer(name: str) -> str:
     if parts[0] == "blocks" and len(parts) > 1:
         return f"b{parts[1]}"
     return parts[-1].removeprefix("hook_")
+
+
+@torch.no_grad()
+def activation_sizes(model, frontend, names: list[str], time_bins: int | None = None,
+                     freq_bins: int = FREQ_BINS) -> dict[str, int]:
+    """{hook name: length of one clip's activation vector}, pooled into `time_bins` x `freq_bins`
+    (see `pool`) or, with time_bins None, flattened as it is; from one pass over a silent clip, so a
+    probe or OOD file can be checked against the model before a session starts."""
+    feats = torch.zeros(1, frontend.n_mels, frontend.n_frames)
+    _, cache = model.eval().run_with_cache(feats, list(names))
+    if time_bins is None:
+        return {n: cache[n].reshape(1, -1).shape[1] for n in names}
+    return {n: pool(model, n, cache[n], time_bins, freq_bins).shape[1] for n in names}

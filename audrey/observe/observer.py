@@ -11,10 +11,10 @@ import torch
 
 from audrey.audio.frontend import features
 from audrey.errors import AudreyError
-from audrey.models.modelfile import load_model, model_digest
+from audrey.models.modelfile import load_model
 from audrey.observe.activations import pool, short_layer
 from audrey.observe.ood import load_for
-from audrey.observe.probe_file import ProbeSet, probes_path
+from audrey.observe.probe_file import ProbeSet, find_probes
 
 
 @dataclass
@@ -68,18 +68,19 @@ class Observer:
 
     @classmethod
     def from_file(cls, model_path: str | Path, probes: str | Path | None = None, ood: str | Path | None = None) -> "Observer":
-        """The model, and the probe and OOD sidecars beside it (or at the paths given); at least one must exist."""
+        """The model, and the probe and OOD files found for it (probe_file.find_probes,
+        ood.find_stats) or at the paths given; at least one must exist. Both are read and checked
+        against the model here, when the session is set up, so a bad one fails before listening."""
         model_path = Path(model_path)
         bundle, _ = load_model(model_path)
-        ppath = Path(probes) if probes else probes_path(model_path)
+        ppath = Path(probes) if probes else find_probes(model_path)
         probe_set = None
         if ppath.exists():
             probe_set = ProbeSet.load(ppath)
-            if probe_set.model_digest and probe_set.model_digest != model_digest(bundle.model):
-                raise AudreyError(f"{ppath}: probes were fitted for another model; run `audrey probe --model {model_path} ...` again")
+            probe_set.check_model(bundle, model_path)
         elif probes:
             raise AudreyError(f"{ppath}: no such probe file")
-        stats = load_for(model_path, bundle.model, ood, required=bool(ood))
+        stats = load_for(model_path, bundle, ood, required=bool(ood))
         if probe_set is None and stats is None:
             raise AudreyError(f"nothing to observe for {model_path}: make probes with `audrey probe --model {model_path} "
                               f"--data <corpus>` and/or OOD statistics with `audrey ood-fit --model {model_path}`")

@@ -31,19 +31,30 @@ from audrey.atomic import atomic_write_bytes
 from audrey.audio.frontend import features, load_clip
 from audrey.data.features import clip_features
 from audrey.errors import AudreyError
-from audrey.models.modelfile import companion_path, model_digest, read_safetensors
+from audrey.models.modelfile import derived_path, found_companion, model_digest, open_format
+from audrey.observe.activations import activation_sizes
 from audrey.observe.mahalanobis import SHRINKAGE, class_statistics, squared_distances
+from audrey.schema import bounded, from_fields, parse_json, shown
 
 FORMAT = "audrey-ood/1"
 SUFFIX = ".ood.safetensors"
 LAYER = "head.hook_embed"
 QUANTILE = 0.99
 HOLD_OUT_FRACTION = 0.25  # share of the fit speakers held out to set the threshold
+MAX_CLASSES = 10  # one per digit
+REMEDY = "make it again with `audrey ood-fit` (delete a damaged one first)"
 
 
 def sidecar_path(model_path: str | Path) -> Path:
-    """models/starter.safetensors -> models/starter.ood.safetensors"""
-    return companion_path(model_path, SUFFIX)
+    """Where `audrey ood-fit` writes the statistics of `model_path` by default: models/mine.safetensors
+    -> models/mine.ood.safetensors; a shipped model's go to the user's folder (modelfile.derived_path)."""
+    return derived_path(model_path, SUFFIX)
+
+
+def find_stats(model_path: str | Path) -> Path:
+    """Where the statistics of `model_path` are read from by default: the ones `audrey ood-fit`
+    wrote, else the ones beside the model (modelfile.found_companion)."""
+    return found_companion(model_path, SUFFIX)
 
 
 @torch.no_grad()
@@ -65,6 +76,7 @@ class OODStats:
     layer: str = LAYER
     model_digest: str = ""
     info: dict = field(default_factory=dict)  # how it was fitted: clips, speakers, shrinkage, quantile, ...
+    path: Path | None = None  # the file it was read from, for errors
 
     def scores(self, embeds: torch.Tensor) -> torch.Tensor:
         """(N,) squared Mahalanobis distance to the nearest class mean: higher = less like training."""
@@ -87,19 +99,47 @@ class OODStats:
 
     @classmethod
     def load(cls, path: str | Path) -> "OODStats":
+        """The statistics at `path`, checked: metadata typed and bounded (OODFileMeta), means (C, D)
+        and precision (D, D) float32 and finite. Against a model: `check_model`."""
+        file = open_format(path, FORMAT, "OOD statistics file", REMEDY)
+        meta = file.metadata
+        fields = {"layer": meta.get("layer", LAYER), "model_digest": meta.get("model_digest", ""),
+                  "threshold": parse_json(meta.get("threshold"), f"{file.path}: threshold", REMEDY)}
+        checked = from_fields(OODFileMeta, fields, f"{file.path}: OOD metadata", REMEDY)
+        info = parse_json(meta.get("info", "{}"), f"{file.path}: info", REMEDY)
+        if not isinstance(info, dict):
+            raise file.error(f"info is {shown(info)}, not a JSON object")
+        shape = file.entries["means"].shape if "means" in file.entries else ()
+        c, d = shape if len(shape) == 2 and 1 <= shape[0] <= MAX_CLASSES and shape[1] >= 1 else (0, 0)
+        file.check_layout({"means": ("F32", (c, d)), "precision": ("F32", (d, d))},
+                          f"tensors are not class means (at most {MAX_CLASSES} classes) and their precision matrix")
+        tensors = file.tensors()
+        return cls(tensors["means"], tensors["precision"], checked.threshold, checked.layer, checked.model_digest, info,
+                   path=file.path)
 
-        meta, tensors = read_safetensors(path, FORMAT, "OOD statistics file",
-                                         "make one with `audrey ood-fit` (delete a damaged one first)")
-        try:
-            return cls(tensors["means"], tensors["precision"], float(meta["threshold"]), meta.get("layer", LAYER),
-                       meta.get("model_digest", ""), json.loads(meta.get("info", "{}")))
-        except (KeyError, ValueError) as exc:
-            raise AudreyError(f"{path}: damaged OOD statistics ({exc}); run `audrey ood-fit` again") from None
-
-    def check_model(self, model, where: str | Path) -> None:
+    def check_model(self, model, where: str | Path, frontend=None) -> None:
+        """These statistics describe `model`: fitted for it (its weights' digest), on one of its hook
+        points; with its `frontend`, also as wide as that layer's activation (one silent clip through
+        the model: the mismatch is found now, not on the first utterance)."""
         if self.model_digest and self.model_digest != model_digest(model):
             raise AudreyError(f"{where}: OOD statistics were fitted for another model; run "
                               "`audrey ood-fit --model <this model>` again (or delete the file)")
+        if self.layer not in model.hook_names():
+            raise AudreyError(f"{where}: layer {shown(self.layer)} is not a hook point of this model; {REMEDY}")
+        if frontend is not None:
+            size = activation_sizes(model, frontend, [self.layer])[self.layer]
+            if size != self.means.shape[1]:
+                raise AudreyError(f"{where}: tensor means has {self.means.shape[1]} features per class; the model's "
+                                  f"{self.layer} has {size}; {REMEDY}")
+
+
+@dataclass(frozen=True)
+class OODFileMeta:
+    """An OOD statistics file's metadata, as audrey.schema checks it."""
+
+    layer: str = bounded(LAYER, 1, 200)
+    model_digest: str = bounded("", 0, 64)
+    threshold: float = bounded(0.0, -1e12, 1e12)
 
 
 def fit_ood(model, feats: torch.Tensor, labels: torch.Tensor, speakers: list[str] | None = None,
@@ -141,17 +181,17 @@ def fit_from_clips(bundle, clips, **kw) -> OODStats:
     return stats
 
 
-def load_for(model_path: str | Path, model, path: str | Path | None = None, required: bool = False) -> OODStats | None:
-    """The OOD statistics beside `model_path` (or at `path`), checked against the model; None when
-    there are none and none were asked for."""
-    path = Path(path) if path else sidecar_path(model_path)
+def load_for(model_path: str | Path, bundle, path: str | Path | None = None, required: bool = False) -> OODStats | None:
+    """The OOD statistics found for `model_path` (find_stats, or at `path`), checked against the
+    model of `bundle`; None when there are none and none were asked for."""
+    path = Path(path) if path else find_stats(model_path)
     if not path.exists():
         if required:
             raise AudreyError(f"{path}: no OOD statistics for {model_path}; make them with "
                               f"`audrey ood-fit --model {model_path} --data <its training corpora>`")
         return None
     stats = OODStats.load(path)
-    stats.check_model(model, path)
+    stats.check_model(bundle.model, path, bundle.frontend)
     return stats
 
 
@@ -164,7 +204,7 @@ def score_waves(bundle, stats: OODStats, waves: list[np.ndarray]) -> torch.Tenso
 def score_files(model_path: Path, bundle, files: list[Path], required: bool = False) -> list[dict] | None:
     """{"score", "threshold", "flagged"} per file, each loaded as one digit at the model's rate;
     None when the model has no OOD statistics (an error instead when `required`)."""
-    stats = load_for(model_path, bundle.model, required=required)
+    stats = load_for(model_path, bundle, required=required)
     if stats is None:
         return None
     waves = [load_clip(f, bundle.frontend) for f in files]

@@ -9,7 +9,7 @@ from pathlib import Path
 from audrey.data.corpora import read_corpora
 from audrey.data.features import clip_features
 from audrey.errors import AudreyError
-from audrey.models.modelfile import load_model
+from audrey.models.modelfile import load_model, writable_output
 from audrey.observe.activations import FREQ_BINS, TIME_BINS, capture
 from audrey.observe.probe_file import fit_probe_set, probes_path
 from audrey.observe.probe_report import log_report, plot_report
@@ -44,8 +44,11 @@ def probe_run(model_path: Path, data: list[Path], targets: list[str] | None = No
               random_init: bool = True, plot: Path = Path("probes.png"), save: Path | None = None,
               write_probes: bool = True, seed: int = 0, tracking: TrackingOptions = TrackingOptions("disabled")) -> ProbeRun:
     """Probe every layer (or `layers`) of the model for every target the data supports (or `targets`),
-    plot and log the report, and write the digit probes to `save` (default: beside the model)."""
+    plot and log the report, and write the digit probes to `save` (default: probe_file.probes_path,
+    beside the model unless it is a shipped one)."""
     check_options(targets, control, time_bins, freq_bins)
+    if save is not None and write_probes:
+        writable_output(save, "--save")  # before the work, not after it
     bundle, _ = load_model(model_path)
     unknown = [n for n in layers or [] if n not in bundle.model.hook_names()]
     if unknown:

@@ -34,8 +34,8 @@ from audrey.console import warn
 from audrey.data.corpora import Clip, read_corpus
 from audrey.errors import AudreyError
 from audrey.data.features import FeatureCache, clip_features
-from audrey.models.modelfile import ModelBundle, load_model, model_digest
-from audrey.models.personal_file import SUFFIX, changed_tensors, save_personal
+from audrey.models.modelfile import ModelBundle, load_model, model_digest, writable_output
+from audrey.models.personal_file import changed_tensors, personal_path, save_personal
 from audrey.training.train import predict_features
 
 MIN_TAKES = 1  # per digit: one take per digit already beats the base on that voice
@@ -270,6 +270,8 @@ def personalize(
         raise AudreyError(f"--holdout {holdout}: must be 0 or more")
     if cfg.steps < 0:
         raise AudreyError(f"--steps {cfg.steps}: must be 0 or more")
+    if out is not None:
+        writable_output(out, "--out")
     with Tracker("personalize", {}, tracking or TrackingOptions("disabled"), name=speaker or "personal") as tracker:
         return _personalize(speaker, Path(base_path), out, data, recordings, holdout, curve, cfg, tracker)
 
@@ -317,7 +319,7 @@ def _personalize(speaker, base_path: Path, out, data, recordings, holdout, curve
     }
     if rejection is not None:
         info["rejection"] = rejection
-    path = Path(out) if out is not None else Path("models") / f"{speaker}{SUFFIX}"
+    path = Path(out) if out is not None else personal_path(speaker)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_personal(path, base, personal, info)
     base_digest = model_digest(base.model)
