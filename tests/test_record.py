@@ -285,10 +285,11 @@ def test_no_input_device_is_one_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(mic, "input_devices", lambda: [])
     monkeypatch.setattr(mic, "_sounddevice", lambda: None)
     runner = CliRunner()
-    for args in (["devices"], ["record", "--speaker", "anna", "--root", str(tmp_path), "--auto"]):
+    for args, message in ((["devices"], "no audio input device found; connect a microphone (or start the sound system"),
+                          (["record", "--speaker", "anna", "--root", str(tmp_path), "--auto"], mic.NO_DEVICE)):
         res = runner.invoke(app, args)
         assert res.exit_code == 2, res.output
-        assert "no audio input device found; connect a microphone or pick one with --device (see `audrey devices`)" in res.output.replace("\n", "")
+        assert message in res.output.replace("\n", "")
     assert not (tmp_path / "anna").exists()  # nothing written before the device was found
 
 
