@@ -66,20 +66,22 @@ class PocketSphinxDigits:
 
 # --- DTW over MFCCs: the speaker-dependent recognizer of the 1950s-1980s ---------------------------
 
+DTW_RATE = 8000  # Hz: telephone band, as the classic template matchers heard it (and its figures were measured)
+
 
 def mfcc_features(wave: np.ndarray) -> np.ndarray:
-    """(frames, 12) MFCCs (c1..c12, 10 ms hop) of a waveform at waveform.SAMPLE_RATE, trimmed of
+    """(frames, 12) MFCCs (c1..c12, 10 ms hop) of a waveform at DTW_RATE, trimmed of
     silence and normalised per utterance (mean and variance), so loudness and channel drop out."""
     import librosa
 
-    wave = waveform.trim_silence(wave)
-    m = librosa.feature.mfcc(y=wave, sr=waveform.SAMPLE_RATE, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)[1:].T
+    wave = waveform.trim_silence(wave, sr=DTW_RATE)
+    m = librosa.feature.mfcc(y=wave, sr=DTW_RATE, n_mfcc=13, n_fft=256, hop_length=80, n_mels=40)[1:].T
     return (m - m.mean(0)) / (m.std(0) + 1e-6)
 
 
 def mfcc(path: Path) -> np.ndarray:
-    """`mfcc_features` of an audio file (read at waveform.SAMPLE_RATE whatever its own rate)."""
-    return mfcc_features(waveform.load_audio(path))
+    """`mfcc_features` of an audio file (read at DTW_RATE whatever its own rate)."""
+    return mfcc_features(waveform.load_audio(path, DTW_RATE))
 
 
 def dtw_cost(a: np.ndarray, b: np.ndarray) -> float:

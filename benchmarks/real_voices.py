@@ -116,7 +116,7 @@ def recognizer_for(name: str, model: Path) -> Callable[[Path], str]:
         recognizer = Recognizer.from_file(model)
         return lambda path: str(recognizer.predict_files([path])[0].digit)
     if name == "transcribe":
-        from audrey.live.reject import Judge
+        from audrey.live.judge import Judge
         from audrey.live.stream import transcribe_file
 
         judge = Judge.from_file(model, need_calibration=True)

@@ -8,7 +8,18 @@ import soundfile as sf
 
 from audrey.audio import waveform
 from audrey.audio.waveform import AudreyError, load_audio, pad_or_trim, prepare_clip, speech_bounds, trim_silence, write_audio
-from helpers import burst, peak_hz, tone
+from helpers import burst as burst_at, peak_hz, tone as tone_at
+
+RATE = waveform.SAMPLE_RATE  # the model's rate: what load_audio gives unless asked for another
+OTHER_RATE = 8000  # a rate below it, as FSDD and telephone audio come
+
+
+def tone(freq: float = 440.0, seconds: float = 0.3, sr: int = RATE, amp: float = 0.5) -> np.ndarray:
+    return tone_at(freq, seconds, sr=sr, amp=amp)
+
+
+def burst(sr: int = RATE, **kw):
+    return burst_at(sr=sr, **kw)
 
 
 @pytest.mark.parametrize(
@@ -18,48 +29,48 @@ from helpers import burst, peak_hz, tone
 def test_load_audio_formats(tmp_path, suffix, fmt, subtype, tol):
     x = tone(440, 0.5)
     path = tmp_path / f"clip{suffix}"
-    sf.write(str(path), x, 8000, format=fmt, subtype=subtype)
+    sf.write(str(path), x, RATE, format=fmt, subtype=subtype)
     y = load_audio(path)
     assert y.dtype == np.float32 and y.ndim == 1
     assert abs(len(y) - len(x)) <= 8  # lossy codecs may pad a few samples
     n = min(len(x), len(y))
     assert np.abs(y[:n] - x[:n]).max() < tol
-    assert peak_hz(y, 8000) == pytest.approx(440, abs=10)
+    assert peak_hz(y, RATE) == pytest.approx(440, abs=10)
 
 
 def test_stereo_becomes_mono_mean(tmp_path):
     left, right = tone(440, 0.2, amp=0.6), tone(440, 0.2, amp=0.2)
     path = tmp_path / "stereo.wav"
-    sf.write(str(path), np.stack([left, right], axis=1), 8000, subtype="FLOAT")
+    sf.write(str(path), np.stack([left, right], axis=1), RATE, subtype="FLOAT")
     y = load_audio(path)
     assert y.ndim == 1
     np.testing.assert_allclose(y, (left + right) / 2, atol=1e-6)
 
 
-@pytest.mark.parametrize("rate", [48000, 16000, 22050])
+@pytest.mark.parametrize("rate", [48000, OTHER_RATE, 22050])
 def test_resampling_keeps_frequency(tmp_path, rate):
     path = tmp_path / f"tone_{rate}.wav"
     sf.write(str(path), tone(1000, 1.0, sr=rate), rate, subtype="PCM_16")
-    y = load_audio(path)  # to 8 kHz
-    assert len(y) == pytest.approx(8000, abs=2)
-    assert peak_hz(y, 8000) == pytest.approx(1000, abs=5)
+    y = load_audio(path)  # to the model's rate
+    assert len(y) == pytest.approx(RATE, abs=2)
+    assert peak_hz(y, RATE) == pytest.approx(1000, abs=5)
     # the level survives the resampler (no gain change in the pass band)
     assert np.abs(y[1000:-1000]).max() == pytest.approx(0.5, abs=0.02)
 
 
 def test_resampling_removes_energy_above_new_nyquist(tmp_path):
     path = tmp_path / "high.wav"
-    sf.write(str(path), tone(6000, 1.0, sr=48000), 48000, subtype="PCM_16")
-    y = load_audio(path)  # 6 kHz cannot exist at 8 kHz: it must be filtered out, not aliased to 2 kHz
+    sf.write(str(path), tone(10000, 1.0, sr=48000), 48000, subtype="PCM_16")
+    y = load_audio(path)  # 10 kHz cannot exist at 16 kHz: it must be filtered out, not aliased to 6 kHz
     assert np.abs(y[100:-100]).max() < 0.01  # (the abrupt start and end leave a brief click)
 
 
 def test_load_at_other_rate(tmp_path):
     path = tmp_path / "t.wav"
-    sf.write(str(path), tone(440, 0.5, sr=8000), 8000, subtype="PCM_16")
-    y = load_audio(path, sr=16000)
-    assert len(y) == 8000
-    assert peak_hz(y, 16000) == pytest.approx(440, abs=5)
+    sf.write(str(path), tone(440, 0.5, sr=RATE), RATE, subtype="PCM_16")
+    y = load_audio(path, sr=OTHER_RATE)
+    assert len(y) == OTHER_RATE // 2
+    assert peak_hz(y, OTHER_RATE) == pytest.approx(440, abs=5)
 
 
 def test_write_audio_atomic_16bit_and_overwrites(tmp_path):
@@ -67,13 +78,13 @@ def test_write_audio_atomic_16bit_and_overwrites(tmp_path):
     write_audio(path, tone(440, 0.3))
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.wav"]  # no temp file left
     info = sf.info(str(path))
-    assert (info.samplerate, info.subtype, info.channels) == (8000, "PCM_16", 1)
+    assert (info.samplerate, info.subtype, info.channels) == (RATE, "PCM_16", 1)
     np.testing.assert_allclose(load_audio(path), tone(440, 0.3), atol=1e-4)
 
     write_audio(path, tone(880, 0.1) * 4)  # overwrite; over-range samples are clipped, not wrapped
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.wav"]
     y = load_audio(path)
-    assert len(y) == 800
+    assert len(y) == RATE // 10
     assert np.abs(y).max() <= 1.0 and np.abs(y).max() > 0.99
 
 
@@ -87,7 +98,7 @@ def test_write_audio_failure_leaves_no_temp_file(tmp_path):
 def test_speech_bounds_on_tone_burst():
     x, start, end = burst()
     s, e = speech_bounds(x)
-    margin = int(waveform.TRIM_MARGIN * 8000)
+    margin = int(waveform.TRIM_MARGIN * RATE)
     frame = waveform.TRIM_FRAME
     # the burst plus the margin, give or take one analysis frame
     assert start - margin - frame <= s <= start - margin + frame
@@ -97,11 +108,11 @@ def test_speech_bounds_on_tone_burst():
     assert np.abs(trimmed).max() == np.abs(x).max()
 
 
-def test_speech_bounds_at_16k_uses_durations():
-    x, start, end = burst(sr=16000)
-    s, e = speech_bounds(x, sr=16000)
-    margin = int(waveform.TRIM_MARGIN * 16000)
-    frame = 2 * waveform.TRIM_FRAME
+def test_speech_bounds_at_another_rate_uses_durations():
+    x, start, end = burst(sr=OTHER_RATE)
+    s, e = speech_bounds(x, sr=OTHER_RATE)
+    margin = int(waveform.TRIM_MARGIN * OTHER_RATE)
+    frame = waveform.TRIM_FRAME * OTHER_RATE // RATE
     assert abs(s - (start - margin)) <= frame and abs(e - (end + margin)) <= frame
 
 
@@ -141,11 +152,11 @@ def test_prepare_clip_silence_and_long_input():
 
 
 def test_prepare_clip_respects_rate():
-    x, _, _ = burst(sr=16000)
-    y = prepare_clip(x, 16000, sr=16000)
-    # trimmed at 16 kHz with the same 50 ms margin: 300 ms burst + 2 x 50 ms, give or take a frame
+    x, _, _ = burst(sr=OTHER_RATE)
+    y = prepare_clip(x, OTHER_RATE, sr=OTHER_RATE)
+    # trimmed at 8 kHz with the same 50 ms margin: 300 ms burst + 2 x 50 ms, give or take a frame
     loud = np.flatnonzero(np.abs(y) > 0)
-    assert abs((loud[-1] - loud[0]) - 0.3 * 16000) < 2 * waveform.TRIM_FRAME
+    assert abs((loud[-1] - loud[0]) - 0.3 * OTHER_RATE) < waveform.TRIM_FRAME
 
 
 # --- bad input: always AudreyError, always naming the file ---------------------------------------
@@ -176,7 +187,7 @@ def test_garbage_named_wav(tmp_path):
 
 def test_wav_with_zero_frames(tmp_path):
     path = tmp_path / "zero_frames.wav"
-    sf.write(str(path), np.zeros(0, np.float32), 8000, subtype="PCM_16")
+    sf.write(str(path), np.zeros(0, np.float32), RATE, subtype="PCM_16")
     assert path.stat().st_size > 0
     assert "no audio samples" in _raises_naming(path)
 
@@ -186,15 +197,15 @@ def test_non_finite_samples(tmp_path, bad):
     x = tone(440, 0.2)
     x[100] = bad
     path = tmp_path / "nonfinite.wav"
-    sf.write(str(path), x, 8000, subtype="FLOAT")
+    sf.write(str(path), x, RATE, subtype="FLOAT")
     assert "NaN or infinite" in _raises_naming(path)
 
 
 def test_too_long(tmp_path):
     path = tmp_path / "long.wav"
-    sf.write(str(path), np.zeros(8000 * 11, np.float32), 8000, subtype="PCM_16")
+    sf.write(str(path), np.zeros(RATE * 11, np.float32), RATE, subtype="PCM_16")
     assert "over 10 s" in _raises_naming(path, max_seconds=10)
-    assert len(load_audio(path)) == 8000 * 11  # no limit unless asked
+    assert len(load_audio(path)) == RATE * 11  # no limit unless asked
 
 
 def test_too_short_to_resample(tmp_path):

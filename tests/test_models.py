@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from audrey.data.augment import NO_AUGMENT
+from audrey.audio import waveform
 from audrey.data.corpora import read_corpus
 from audrey.errors import AudreyError
 from audrey.audio.frontend import FrontendConfig
@@ -16,7 +19,10 @@ from audrey.models.modelfile import ModelBundle, load_model, save_model
 from audrey.models import build_model
 from audrey.live.recognizer import Recognizer
 from audrey.training.train import TrainConfig, train
-from helpers import require_fsdd
+from helpers import require_fsdd, require_speech_commands
+
+STARTER = Path(__file__).resolve().parents[1] / "models" / "starter.safetensors"
+NARROW_RATE = 8000  # FSDD's and telephone audio's rate
 
 ARCHS = ["cnn", "conformer"]
 SMALL = {"cnn": {}, "conformer": {"d_model": 32, "ffn_dim": 64, "n_layers": 2, "n_heads": 2}}
@@ -49,7 +55,7 @@ def test_hook_names_stable_and_complete(arch):
 def test_cache_matches_plain_forward_and_ablation_changes_output(arch):
     torch.manual_seed(0)
     model = build_model(arch, **SMALL[arch]).eval()
-    x = torch.randn(3, 40, 101)
+    x = torch.randn(3, FrontendConfig.n_mels, 101)
     with torch.no_grad():
         plain = model(x)
         logits, cache = model.run_with_cache(x)
@@ -71,7 +77,7 @@ def test_save_load_round_trip_identical_outputs(arch, tmp_path):
     bundle = ModelBundle(model, FrontendConfig(), provenance={"data": ["x"], "metrics": {"test_acc": 0.5}})
     path = save_model(bundle, tmp_path / "m.safetensors")
     loaded, _ = load_model(path)
-    x = torch.randn(4, 40, 101)
+    x = torch.randn(4, FrontendConfig.n_mels, 101)
     with torch.no_grad():
         assert torch.equal(model(x), loaded.model(x))
     assert loaded.arch == arch
@@ -187,3 +193,30 @@ def test_early_stopping_keeps_the_best_epoch(fsdd_small):
     best = max(result.history, key=lambda r: (r["val_acc"], -r["val_loss"]))
     assert result.best_epoch == best["epoch"]
     assert len(result.history) <= result.best_epoch + 2
+
+
+def through_narrowband(wave: np.ndarray, rate: int) -> np.ndarray:
+    """The clip as an 8 kHz source gives it: down to 8 kHz and back up to `rate`."""
+    return waveform.resample(waveform.resample(wave, rate, NARROW_RATE), NARROW_RATE, rate)
+
+
+def heard(recognizer: Recognizer, waves: list[np.ndarray]) -> list[int]:
+    return [p.digit for p in recognizer.predict(waves)]
+
+
+def test_starter_hears_the_same_digit_at_8_and_16_khz(espeak_digit):
+    recognizer = Recognizer.from_file(STARTER)
+    rate = recognizer.sample_rate
+    wide = [waveform.load_audio(espeak_digit(d, voice=v), rate) for v in ("us", "gb") for d in range(10)]
+    assert heard(recognizer, wide) == heard(recognizer, [through_narrowband(w, rate) for w in wide]) == list(range(10)) * 2
+
+
+def test_starter_hears_real_digits_alike_at_8_and_16_khz():
+    """Every Speech Commands digit (16 kHz) and the same clip through an 8 kHz channel."""
+    clips = read_corpus(require_speech_commands())
+    recognizer = Recognizer.from_file(STARTER)
+    rate = recognizer.sample_rate
+    wide = [waveform.load_audio(c.path, rate) for c in clips]
+    a, b = heard(recognizer, wide), heard(recognizer, [through_narrowband(w, rate) for w in wide])
+    agree = np.mean([x == y for x, y in zip(a, b)])
+    assert agree >= 0.97, f"the same clip at 8 and 16 kHz gave the same digit {agree:.1%} of the time"

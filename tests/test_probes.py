@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from audrey.audio.frontend import FrontendConfig
 from audrey.data.corpora import Clip
 from audrey.errors import AudreyError
 from audrey.models import build_model
@@ -21,6 +22,8 @@ from audrey.observe.probe_targets import control_labels, speaker_folds, take_fol
 from audrey.observe.probes import fit_probe
 from audrey.observe.probing import run_probes
 from helpers import fsdd_subset, one_line_error, require_fsdd
+
+N_MELS = FrontendConfig().n_mels
 
 SMALL_CONFORMER = {"d_model": 32, "ffn_dim": 64, "n_layers": 2, "n_heads": 2}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -41,12 +44,12 @@ def fake_clips(speakers: int, digits: int = 10, takes: int = 4, gender=None) -> 
 def test_capture_pools_every_hook_point_to_one_vector_per_clip(arch):
     torch.manual_seed(0)
     model = build_model(arch, **({} if arch == "cnn" else SMALL_CONFORMER)).eval()
-    x = torch.randn(3, 40, 101)
+    x = torch.randn(3, N_MELS, 101)
     acts = capture(model, x, time_bins=4)
     assert list(acts) == model.hook_names()
     for name, a in acts.items():
         assert a.shape[0] == 3 and a.dim() == 2, (name, a.shape)
-    assert acts["hook_input"].shape[1] == 40 * 4
+    assert acts["hook_input"].shape[1] == N_MELS * 4
     assert acts["head.hook_logits"].shape[1] == 10
     # pooling is the mean over time bins: one bin is the plain time average of the cached activation
     _, cache = model.run_with_cache(x)
@@ -128,11 +131,11 @@ def test_target_problems_are_named():
     one_female = fake_clips(3, gender=lambda s: "female" if s == 0 else "male")
     assert "only one speaker" in target_problem(one_female, "gender")
     with pytest.raises(AudreyError, match="unknown probe target 'accent'"):
-        run_probes(build_model("cnn"), torch.zeros(len(clips), 40, 101), clips, ["accent"])
+        run_probes(build_model("cnn"), torch.zeros(len(clips), N_MELS, 101), clips, ["accent"])
     with pytest.raises(AudreyError, match="cannot probe gender"):
-        run_probes(build_model("cnn"), torch.zeros(len(clips), 40, 101), clips, ["gender"])
+        run_probes(build_model("cnn"), torch.zeros(len(clips), N_MELS, 101), clips, ["gender"])
     with pytest.raises(AudreyError, match="unknown hook point"):
-        run_probes(build_model("cnn"), torch.zeros(len(clips), 40, 101), clips, ["digit"], layers=["blocks.9.hook_out"])
+        run_probes(build_model("cnn"), torch.zeros(len(clips), N_MELS, 101), clips, ["digit"], layers=["blocks.9.hook_out"])
 
 
 def test_fit_probe_is_deterministic():

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from audrey.audio.frontend import FrontendConfig
 from audrey.cli import app
 from audrey.models.modelfile import load_model, model_digest
 from helpers import one_line_error, wandb_offline_run
@@ -63,7 +64,7 @@ def test_offline_train_run_records_config_metrics_tables_and_model_artifact(tmp_
     cfg = rec["config"]
     assert cfg["train"]["arch"] == "cnn" and cfg["train"]["epochs"] == 2 and cfg["split"] == "loso:sc"
     assert cfg["speakers"]["test"] == ["sc"] and sorted(cfg["speakers"]["train"] + cfg["speakers"]["val"]) == ["gb", "us"]
-    assert cfg["frontend"]["n_mels"] == 40
+    assert cfg["frontend"]["n_mels"] == FrontendConfig().n_mels
     assert rec["system"]["code_version"] and rec["system"]["cpus"] >= 1
     assert [h["epoch"] for h in rec["history"]] == [1, 2] and all("val_acc" in h and "train_loss" in h for h in rec["history"])
     s = rec["summary"]

@@ -30,14 +30,14 @@ class FrontendConfig:
     sample_rate: int = bounded(waveform.SAMPLE_RATE, 1000, 192_000)
     clip_seconds: float = bounded(waveform.CLIP_SECONDS, 0.1, waveform.MAX_CLIP_FILE_SECONDS)
     trim_top_db: float = bounded(waveform.TRIM_TOP_DB, 1.0, 120.0)
-    n_fft: int = bounded(256, 16, 8192)
-    win_length: int = bounded(200, 16, 8192)  # 25 ms
-    hop_length: int = bounded(80, 1, 8192)  # 10 ms
-    n_mels: int = bounded(40, 1, 128)
+    n_fft: int = bounded(512, 16, 8192)
+    win_length: int = bounded(400, 16, 8192)  # 25 ms
+    hop_length: int = bounded(160, 1, 8192)  # 10 ms
+    n_mels: int = bounded(64, 1, 128)
     f_min: float = bounded(50.0, 0.0, 96_000.0)
-    # Top of the band: below 4 kHz (Nyquist of 8 kHz sources) and below the roll-off of the
-    # anti-aliasing filters that FSDD and phone audio went through on their way to 8 kHz.
-    f_max: float = bounded(3800.0, 1.0, 96_000.0)
+    # Top of the band: just below the 8 kHz Nyquist frequency of 16 kHz audio, under the roll-off
+    # of the resampler's anti-aliasing filter.
+    f_max: float = bounded(7800.0, 1.0, 96_000.0)
     log_floor: float = bounded(1e-6, 1e-12, 1.0)  # > 0: log(0) is -inf
 
     def inconsistency(self) -> str | None:

@@ -1,9 +1,9 @@
 """Audio I/O and the waveform-level preparation every clip goes through.
 
-Everything the model sees is mono float32 at SAMPLE_RATE. 8 kHz is the rate of the lowest-rate
-source Audrey reads (FSDD, telephone audio): resampling every source down to it makes an 8 kHz
-clip and a 48 kHz clip of the same voice look alike to the model, because neither can carry
-energy above 4 kHz any more (benchmarks/frontend_band.py measures this).
+Everything the model sees is mono float32 at SAMPLE_RATE. 16 kHz carries speech up to ~7.8 kHz,
+where the /s/ of six and seven and the /f/ of four and five live; microphones and most corpora
+give it. Sources below it (FSDD and telephone audio, 8 kHz) are resampled up: their band simply
+ends at 4 kHz, and the model learns such clips too (audrey.data.augment's narrowband effect).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from audrey.atomic import atomic_write_bytes
 from audrey.console import warn_once
 from audrey.errors import AudreyError
 
-SAMPLE_RATE = 8000  # Hz, the model's rate
+SAMPLE_RATE = 16000  # Hz, the model's rate
 CLIP_SECONDS = 1.0  # a trimmed digit is centred in a window this long
 CLIP_SAMPLES = int(SAMPLE_RATE * CLIP_SECONDS)
 MAX_CLIP_FILE_SECONDS = 10.0  # a "single digit" clip file longer than this is a mistake (a long recording), not a digit
 TRIM_TOP_DB = 35.0  # frames quieter than the loudest frame by this much count as silence
-TRIM_FRAME = 200  # 25 ms frames at SAMPLE_RATE for the silence trimmer
+TRIM_FRAME = 400  # 25 ms frames at SAMPLE_RATE for the silence trimmer
 TRIM_MARGIN = 0.05  # seconds of context kept either side of the detected speech
 
 # File suffixes of every format libsndfile (soundfile) reads, by its format name: the one rule for

@@ -6,6 +6,8 @@ effect has a close feature-level counterpart:
 - time shift -> a translation of the time axis,
 - background noise -> noise power added in the mel-power domain at a random SNR,
 - band-limiting (telephones, cheap microphones) -> attenuating mel bins above/below random cut-offs,
+- an 8 kHz source heard by a wideband frontend -> every bin above a random cut-off near 4 kHz
+  pushed to the floor, as resampling 8 kHz audio up leaves it,
 - SpecAugment masks.
 """
 
@@ -31,6 +33,9 @@ class AugmentConfig:
     noise_p: float = 0.2  # probability of adding noise
     snr_db: tuple[float, float] = (10.0, 30.0)
     band_p: float = 0.1  # probability of band-limiting
+    # Probability of hearing a clip as an 8 kHz source would give it (only where the frontend's band
+    # reaches above 4 kHz): a wideband model must still know FSDD's and telephones' digits.
+    narrowband_p: float = 0.3
     freq_masks: int = 2
     freq_width: int = 6
     time_masks: int = 2
@@ -40,7 +45,11 @@ class AugmentConfig:
         return asdict(self)
 
 
-NO_AUGMENT = AugmentConfig(0, 0, 0, 0, (0, 0), 0, 0, 0, 0, 0)
+NO_AUGMENT = AugmentConfig(0, 0, 0, 0, (0, 0), 0, 0, 0, 0, 0, 0)
+
+# The top of an 8 kHz source after its anti-aliasing filter: the cut-off is drawn from this range.
+NARROWBAND_HZ = (3400.0, 4000.0)
+NARROWBAND_DEPTH = 120.0 * np.log(10) / 10  # dB -> natural-log power: below any model's floor
 
 
 @lru_cache(maxsize=None)
@@ -90,6 +99,8 @@ def augment_batch(
         x = add_noise(x, aug, g)
     if aug.band_p:
         x = band_limit(x, aug.band_p, g)
+    if aug.narrowband_p and cfg.f_max > NARROWBAND_HZ[1]:
+        x = narrowband(x, cfg, aug.narrowband_p, g)
     if aug.freq_masks or aug.time_masks:
         x = spec_augment(x, aug.freq_masks, aug.freq_width, aug.time_masks, aug.time_width, g)
     return x
@@ -121,3 +132,14 @@ def band_limit(x: torch.Tensor, p: float, g: torch.Generator | None) -> torch.Te
     outside = ((bins >= high) | (bins < low)).float()
     apply = (torch.rand((b, 1, 1), generator=g) < p).float()
     return x - apply * outside * depth
+
+
+def narrowband(x: torch.Tensor, cfg: FrontendConfig, p: float, g: torch.Generator | None) -> torch.Tensor:
+    """With probability p per clip, every mel bin centred above a cut-off drawn from NARROWBAND_HZ
+    drops to the floor, as it does for 8 kHz audio resampled to a wideband frontend's rate."""
+    b = x.shape[0]
+    centers = torch.from_numpy(mel_centers(cfg)).float()[None, :, None]
+    lo, hi = NARROWBAND_HZ
+    cut = lo + (hi - lo) * torch.rand((b, 1, 1), generator=g)
+    apply = (torch.rand((b, 1, 1), generator=g) < p).float()
+    return x - apply * (centers > cut).float() * NARROWBAND_DEPTH

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from audrey.audio.frontend import FrontendConfig
 from audrey.models.hooks import HookedModule, HookPoint
 from audrey.models.common import Head, RangeNorm
 from audrey.schema import bounded
@@ -23,7 +24,7 @@ from audrey.schema import bounded
 class CNNConfig:
     """Read back from model files (and rejection files' detectors): every field bounded, see schema."""
 
-    n_mels: int = bounded(40, 1, 128)
+    n_mels: int = bounded(FrontendConfig.n_mels, 1, 128)  # what the default frontend makes
     n_classes: int = bounded(10, 1, 1000)
     channels: tuple[int, ...] = bounded((16, 32, 64, 96, 128), 1, 512, items=(1, 8))
     dropout: float = bounded(0.3, 0.0, 0.95)

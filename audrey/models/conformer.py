@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchaudio.models.conformer import ConformerLayer
 
+from audrey.audio.frontend import FrontendConfig
 from audrey.models.hooks import HookedModule, HookPoint
 from audrey.models.common import Head, RangeNorm
 from audrey.schema import bounded
@@ -18,7 +19,7 @@ class ConformerConfig:
     """Read back from model files: every field bounded (see schema), and `inconsistency` states
     what torchaudio's layers need of them together."""
 
-    n_mels: int = bounded(40, 1, 128)
+    n_mels: int = bounded(FrontendConfig.n_mels, 1, 128)  # what the default frontend makes
     n_classes: int = bounded(10, 1, 1000)
     # Sized for a 2-core CPU: attention over 26 frames is cheap, per-layer overhead is not.
     d_model: int = bounded(64, 1, 1024)

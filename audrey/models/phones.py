@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from audrey import DIGIT_WORDS
+from audrey.audio.frontend import FrontendConfig
 from audrey.console import progress
 from audrey.errors import AudreyError
 from audrey.schema import bounded
@@ -83,7 +84,7 @@ def digit_pronunciations(accents: tuple[str, ...] | None = None) -> list[list[tu
 class PhoneNet(torch.nn.Module):
     """Log-mel features (N, mels, frames) -> per-frame log-probabilities (N, frames // 2, 1 + phones)."""
 
-    def __init__(self, inventory: list[str], n_mels: int = 40, channels=(24, 32, 48), hidden: int = 96,
+    def __init__(self, inventory: list[str], n_mels: int = FrontendConfig.n_mels, channels=(24, 32, 48), hidden: int = 96,
                  dropout: float = 0.2):
         super().__init__()
         self.inventory = list(inventory)
@@ -145,7 +146,7 @@ class PhoneConfig:
     """A PhoneNet's config as a calibration file stores it, checked by audrey.schema."""
 
     inventory: tuple[str, ...] = bounded(("a",), 1, 8, items=(1, 200))
-    n_mels: int = bounded(40, 8, 128)  # three poolings halve the mels: at least 8
+    n_mels: int = bounded(FrontendConfig.n_mels, 8, 128)  # three poolings halve the mels: at least 8
     channels: tuple[int, ...] = bounded(PHONE_CONFIG["channels"], 1, 256, items=(3, 3))
     hidden: int = bounded(PHONE_CONFIG["hidden"], 1, 1024)
     dropout: float = bounded(PHONE_CONFIG["dropout"], 0.0, 0.95)
