@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from audrey.audio import waveform
-from audrey.audio.vad import frame_levels
+from audrey.data.noise import active_rms
 from audrey.data.utterances import Utterance, digit_of
 from audrey.models.ctc import OTHER, digit_token
 
@@ -81,15 +81,6 @@ def load_piece(path: Path, token: int, speaker: str) -> Piece:
     return Piece((wave / peak * 0.5).astype(np.float32) if peak > 0 else wave, token, speaker)
 
 
-def speech_rms(audio: np.ndarray, rate: int = RATE) -> float:
-    """RMS over the active part of `audio` (frames within 30 dB of the loudest)."""
-    levels = frame_levels(audio, max(1, rate // 100))
-    if not len(levels):
-        return 1e-5
-    active = levels > levels.max() - 30
-    return float(np.sqrt(np.mean(10 ** (levels[active] / 10))))
-
-
 def noise_of_length(noises: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
     """`n` samples of background noise: random clips end to end, each at unit RMS."""
     parts, have = [], 0
@@ -105,7 +96,7 @@ def noise_of_length(noises: list[np.ndarray], n: int, rng: np.random.Generator) 
 def mix_background(audio: np.ndarray, noises: list[np.ndarray], snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """`audio` plus real background noise `snr_db` below its speech level."""
     noise = noise_of_length(noises, len(audio), rng)
-    return (audio + noise * speech_rms(audio) / 10 ** (snr_db / 20)).astype(np.float32)
+    return (audio + noise * active_rms(audio) / 10 ** (snr_db / 20)).astype(np.float32)
 
 
 def read_noises(folder: Path) -> list[np.ndarray]:
