@@ -217,3 +217,29 @@ def test_tiny_training_learns_a_synthetic_pattern():
     with torch.no_grad():
         right = sum(tuple(t.token for t in greedy(model(f.float()[None])[0], FRAME)) == seq for f, seq in tests)
     assert right >= 18
+
+
+def test_damaged_ctc_files_load_or_are_refused_in_one_line(tmp_path):
+    """Seeded mutants of a small model file (tests/crafted.py's mutations): each loads and runs,
+    or is one AudreyError naming the file; nothing else escapes. (In-process: a mutant can ask for
+    at most the bounded config's size, and the layout check refuses that before building it.)"""
+    import random
+
+    torch.manual_seed(0)
+    model = CTCModel(CTCConfig(d_model=16, ffn_dim=32, n_layers=1, n_heads=2)).eval()
+    good = save_ctc(CTCBundle(model, STRING_FRONTEND), tmp_path / "good.safetensors").read_bytes()
+    path = tmp_path / "mutant.safetensors"
+    rng = random.Random(0)
+    refused = 0
+    for _ in range(60):
+        what, data = crafted.mutant(good, rng)
+        path.write_bytes(data)
+        try:
+            bundle = load_ctc(path)
+        except AudreyError as exc:
+            assert str(path) in str(exc) and "\n" not in str(exc), what
+            refused += 1
+            continue
+        with torch.no_grad():  # what loads must also run (finite but absurd weights may give NaN: not a crash)
+            assert bundle.model(torch.zeros(1, bundle.frontend.n_mels, 40)).shape[-1] == len(TOKENS), what
+    assert refused >= 30
