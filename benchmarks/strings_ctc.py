@@ -150,7 +150,8 @@ def trained_model(args, train_utts, train_noise):
 
     folder = cache_root() / "strings-ctc"
     key = material_key(args)
-    training = CTCTraining(epochs=args.epochs, seed=args.seed, time_limit_s=args.time_limit)
+    training = CTCTraining(epochs=args.epochs, batch_frames=args.batch_frames, lr=args.lr, seed=args.seed,
+                           time_limit_s=args.time_limit)
     cfg = CTCConfig(n_layers=args.layers, d_model=args.d_model, ffn_dim=2 * args.d_model)
     model_key = hashlib.sha1(json.dumps([key, asdict(training), asdict(cfg)]).encode()).hexdigest()[:12]
     model_path = folder / f"model-{model_key}.safetensors"
@@ -285,7 +286,9 @@ def main() -> None:
     ap.add_argument("--assembled", type=int, default=3000)
     ap.add_argument("--words", type=int, default=800, help="Speech Commands non-digit words used in assembled strings")
     ap.add_argument("--noisy-share", type=float, default=0.5)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=13)
+    ap.add_argument("--batch-frames", type=int, default=6000, help="feature frames per batch (10 ms each)")
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--time-limit", type=float, default=840.0, help="seconds of training before it stops")
