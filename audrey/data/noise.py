@@ -20,17 +20,23 @@ def colored_noise(n: int, kind: str, rng: np.random.Generator, rate: int = 16000
     return (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
 
 
+def active_rms(audio: np.ndarray, rate: int = 16000) -> float:
+    """RMS over the active part of `audio`: its 10 ms frames within 30 dB of the loudest."""
+    from audrey.audio.vad import frame_levels
+
+    levels = frame_levels(audio, max(1, rate // 100))
+    if not len(levels):  # shorter than one frame
+        return 1e-5
+    active = levels > levels.max() - 30
+    return float(np.sqrt(np.mean(10 ** (levels[active] / 10))))
+
+
 def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator, kind: str = "pink",
               speech_rms: float | None = None, rate: int = 16000) -> np.ndarray:
     """`audio` (at `rate`) plus steady noise `snr_db` below the speech level: the RMS over the
     active part of `audio`, or `speech_rms` when given (for a string, the level of the spoken digits)."""
     if speech_rms is None:
-        from audrey.audio.vad import frame_levels
-
-        levels = frame_levels(audio, max(1, rate // 100))
-        active = levels > levels.max() - 30
-        power = np.mean(10 ** (levels[active] / 10)) if active.any() else 1e-10
-        speech_rms = float(np.sqrt(power))
+        speech_rms = active_rms(audio, rate)
     noise = colored_noise(len(audio), kind, rng, rate)
     return (audio + noise * speech_rms / 10 ** (snr_db / 20)).astype(np.float32)
 
