@@ -289,7 +289,7 @@ def plot(tables: dict[str, dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 5.0), squeeze=False)
     for ax, (title, table) in zip(axes[0], tables.items()):
         corpora = sorted({k for s in table.values() for k in s["all"]["corpus"]})
         width = 0.8 / len(table)
@@ -301,7 +301,7 @@ def plot(tables: dict[str, dict], path: Path) -> None:
         ax.axhline(94, color="grey", lw=0.8, ls="--")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

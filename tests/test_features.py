@@ -252,3 +252,31 @@ def test_spec_augment_masks_whole_rows_and_columns():
     out = spec_augment(feats, freq_masks=1, freq_width=40, time_masks=0, generator=torch.Generator().manual_seed(1))
     rows = (out != feats).all(dim=2)[0]  # a frequency mask covers every frame of its bands
     assert torch.equal(rows, (out != feats).any(dim=2)[0])
+
+
+def test_narrowband_effect_matches_a_real_8khz_source():
+    """The augmentation's 8 kHz source looks like one: above the cut, the bins of a clip resampled
+    through 8 kHz, and below it the wideband clip's own."""
+    from audrey.audio import waveform
+    from audrey.data.augment import NARROWBAND_HZ, mel_centers, narrowband
+
+    rng = np.random.default_rng(0)
+    wave = (rng.standard_normal(CFG.clip_samples) * np.hanning(CFG.clip_samples)).astype(np.float32)
+    wide = frontend_features([wave], CFG)
+    through_8k = frontend_features([waveform.resample(wave, CFG.sample_rate, 8000)], CFG, rate=8000)
+    g = torch.Generator().manual_seed(0)
+    made = narrowband(wide, CFG, 1.0, g)
+    above = torch.from_numpy(mel_centers(CFG) > NARROWBAND_HZ[1])
+    below = torch.from_numpy(mel_centers(CFG) < NARROWBAND_HZ[0] - 300)
+    empty = np.log(CFG.log_floor)
+    assert (made[0, above] == float(empty)).all()
+    near_empty = (through_8k[0, above] - empty).abs() < 0.1  # all but the resampler's edge transients
+    assert near_empty.float().mean() > 0.9
+    torch.testing.assert_close(made[0, below], wide[0, below])
+    assert wide[0, above].mean() > empty + 5  # the wideband clip had energy there
+    # an 8 kHz frontend has no band above 4 kHz: the effect leaves it alone
+    narrow_cfg = FrontendConfig(sample_rate=8000, n_fft=256, win_length=200, hop_length=80, n_mels=40, f_max=3800.0)
+    feats = torch.randn(2, 40, 101)
+    from audrey.data.augment import AugmentConfig, NO_AUGMENT, augment_batch
+    from dataclasses import replace
+    torch.testing.assert_close(augment_batch(feats, narrow_cfg, replace(NO_AUGMENT, narrowband_p=1.0)), feats)

@@ -7,12 +7,13 @@ effect has a close feature-level counterpart:
 - background noise -> noise power added in the mel-power domain at a random SNR,
 - band-limiting (telephones, cheap microphones) -> attenuating mel bins above/below random cut-offs,
 - an 8 kHz source heard by a wideband frontend -> every bin above a random cut-off near 4 kHz
-  pushed to the floor, as resampling 8 kHz audio up leaves it,
+  set to the frontend's log floor, where resampling 8 kHz audio up leaves it,
 - SpecAugment masks.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -49,7 +50,6 @@ NO_AUGMENT = AugmentConfig(0, 0, 0, 0, (0, 0), 0, 0, 0, 0, 0, 0)
 
 # The top of an 8 kHz source after its anti-aliasing filter: the cut-off is drawn from this range.
 NARROWBAND_HZ = (3400.0, 4000.0)
-NARROWBAND_DEPTH = 120.0 * np.log(10) / 10  # dB -> natural-log power: below any model's floor
 
 
 @lru_cache(maxsize=None)
@@ -136,10 +136,11 @@ def band_limit(x: torch.Tensor, p: float, g: torch.Generator | None) -> torch.Te
 
 def narrowband(x: torch.Tensor, cfg: FrontendConfig, p: float, g: torch.Generator | None) -> torch.Tensor:
     """With probability p per clip, every mel bin centred above a cut-off drawn from NARROWBAND_HZ
-    drops to the floor, as it does for 8 kHz audio resampled to a wideband frontend's rate."""
+    takes the value an empty band has, log(log_floor): what 8 kHz audio resampled to a wideband
+    frontend's rate gives there."""
     b = x.shape[0]
     centers = torch.from_numpy(mel_centers(cfg)).float()[None, :, None]
     lo, hi = NARROWBAND_HZ
     cut = lo + (hi - lo) * torch.rand((b, 1, 1), generator=g)
-    apply = (torch.rand((b, 1, 1), generator=g) < p).float()
-    return x - apply * (centers > cut).float() * NARROWBAND_DEPTH
+    apply = torch.rand((b, 1, 1), generator=g) < p
+    return torch.where(apply & (centers > cut), torch.tensor(math.log(cfg.log_floor)), x)
