@@ -52,6 +52,7 @@ from audrey.live.recognizer import Recognizer
 from audrey.models.modelfile import ModelBundle, save_model
 from audrey.training.runs import synthetic_clips
 from audrey.training.train import TrainConfig, predict_features, train
+from loso import inference_ms  # benchmarks/: median ms of one clip, waveform -> features -> model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AUDREY_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -157,20 +158,6 @@ def run_fold(config: str, name: str, train_clips, test_clips, epochs: int, synth
     folder.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(out))
     return out
-
-
-def inference_ms(bundle_path: Path, clips: list[Clip]) -> float:
-    """Median wall time of one clip, waveform -> features -> model, batch 1, one thread."""
-    recognizer = Recognizer.from_file(bundle_path)
-    waves = [fe.load_clip(c.path, recognizer.bundle.frontend) for c in clips]
-    for w in waves[:10]:
-        recognizer.predict([w])
-    times = []
-    for w in waves:
-        t = time.perf_counter()
-        recognizer.predict([w])
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
 
 
 # --- peers -----------------------------------------------------------------------------------------
@@ -349,7 +336,9 @@ def main() -> None:
                 fold_results.append(run_fold(config, name, tr, te, args.epochs, args.synth, args.seed, folder))
             table = summarize(clips, fold_results, methods)
             model_file = folder / f"{folds[0][0]}.safetensors"
-            table["audrey"]["inference_ms"] = round(inference_ms(model_file, folds[0][2][:200]), 2)
+            recognizer = Recognizer.from_file(model_file)
+            waves = [fe.load_clip(c.path, recognizer.bundle.frontend) for c in folds[0][2][:200]]
+            table["audrey"]["inference_ms"] = round(inference_ms(recognizer, waves), 2)
             table["audrey"]["model_bytes"] = model_file.stat().st_size
             table["audrey"]["train_seconds"] = [f["train_seconds"] for f in fold_results]
             tables[f"{protocol}: {config}"] = {**{f"audrey {config}" if k == "audrey" else k.replace("audrey", f"audrey {config}"): v

@@ -91,6 +91,17 @@ def espeak_digit(_espeak_cache):
     return render
 
 
+@pytest.fixture
+def digit_folders(tmp_path, espeak_digit):
+    """zero/..nine/ folders holding espeak-ng clips in three voices: 30 clips."""
+    root = tmp_path / "digits"
+    for d, word in enumerate(DIGIT_WORDS):
+        (root / word).mkdir(parents=True)
+        for voice in ("us", "gb", "sc"):
+            (root / word / f"{voice}.wav").write_bytes(espeak_digit(d, voice).read_bytes())
+    return root
+
+
 # A voice none of the tiny model's training voices resembles: espeak-ng's en-us m3, shifted down
 # five semitones by sox (a deeper voice), at six speaking rates. The tiny model gets about half right.
 DEEP_VOICE = ("en-us", "m3", 50)

@@ -7,7 +7,6 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from audrey import DIGIT_WORDS
 from audrey.cli import DEFAULT_MODEL, app
 from audrey.training.runs import make_split
 from audrey.data.corpora import read_corpus
@@ -22,17 +21,6 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("AUDREY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def digit_folders(tmp_path, espeak_digit):
-    """zero/..nine/ folders holding espeak-ng clips in three voices: 30 clips."""
-    root = tmp_path / "digits"
-    for d, word in enumerate(DIGIT_WORDS):
-        (root / word).mkdir(parents=True)
-        for voice in ("us", "gb", "sc"):
-            (root / word / f"{voice}.wav").write_bytes(espeak_digit(d, voice).read_bytes())
-    return root
 
 
 def test_train_eval_predict_round_trip(tmp_path, digit_folders):

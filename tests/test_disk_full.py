@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from audrey import DIGIT_WORDS
 from helpers import REPO, one_line_error
 
 LIMIT = 4096  # bytes: more than a speaker.json, less than any take, feature-cache entry, PNG or checkpoint
@@ -51,17 +50,6 @@ def run_child(code: str, cwd: Path) -> dict:
 
 def temp_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".*.tmp")]
-
-
-@pytest.fixture
-def digit_folders(tmp_path, espeak_digit):
-    """zero/..nine/ folders holding espeak-ng clips in three voices: 30 clips."""
-    root = tmp_path / "digits"
-    for d, word in enumerate(DIGIT_WORDS):
-        (root / word).mkdir(parents=True)
-        for voice in ("us", "gb", "sc"):
-            (root / word / f"{voice}_{d}.wav").write_bytes(espeak_digit(d, voice).read_bytes())
-    return root
 
 
 def test_record_on_a_full_disk_keeps_the_saved_takes_and_says_how_many(tmp_path, espeak_digit):

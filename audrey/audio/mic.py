@@ -28,7 +28,7 @@ from audrey.errors import AudreyError
 BLOCK_SECONDS = 0.02  # 20 ms blocks: a responsive level meter, few wake-ups
 QUEUE_SECONDS = 10.0  # audio the queue holds while the reader is busy (saving, gating) before dropping
 STALL_SECONDS = 2.0  # no block for this long: the device has stopped delivering
-PREFERRED_RATE = 16000  # enough for speech (the model uses 8 kHz) and what most devices offer
+PREFERRED_RATE = 16000  # the model's rate (waveform.SAMPLE_RATE) and what most devices offer
 NO_DEVICE = "no audio input device found; connect a microphone or pick one with --device (see `audrey devices`)"
 # PortAudio's C code reports its internal checks on stderr ("Expression 'ret' failed in
 # 'src/hostapi/alsa/pa_linux_alsa.c', line: 1736") when a device vanishes; Audrey's own error says it

@@ -41,7 +41,7 @@ Six tests turn that into "digit d" or "not a digit":
 5. Confidence: the top softmax probability after temperature scaling (Guo et al., 2017), the
    temperature fitted on held-out digits by log-likelihood.
 6. The hiss test (audrey.live.hiss), for wideband input (>= 16 kHz): a 6 or a 7 must begin with
-   the /s/ of "six" and "seven", which the models, hearing 8 kHz audio, nearly cannot hear.
+   the /s/ of "six" and "seven" (mostly above 4 kHz, beyond what a model with an 8 kHz frontend hears).
 
 The thresholds of 2-5 are set by calibration (audrey.live.calibrate) and stored beside the model
 (audrey.live.calibration); how they apply is audrey.live.thresholds.

@@ -14,6 +14,15 @@ from audrey.models.common import Head, RangeNorm
 from audrey.schema import bounded
 
 
+def conformer_inconsistency(d_model: int, n_heads: int, kernel_size: int) -> str | None:
+    """What torchaudio's Conformer layers need of their sizes together (None when they have it)."""
+    if d_model % n_heads:
+        return f"d_model {d_model} is not a multiple of n_heads {n_heads}"
+    if kernel_size % 2 == 0:
+        return f"kernel_size {kernel_size} is even; the convolution module needs an odd one"
+    return None
+
+
 @dataclass(frozen=True)
 class ConformerConfig:
     """Read back from model files: every field bounded (see schema), and `inconsistency` states
@@ -30,11 +39,7 @@ class ConformerConfig:
     dropout: float = bounded(0.1, 0.0, 0.95)
 
     def inconsistency(self) -> str | None:
-        if self.d_model % self.n_heads:
-            return f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}"
-        if self.kernel_size % 2 == 0:
-            return f"kernel_size {self.kernel_size} is even; the convolution module needs an odd one"
-        return None
+        return conformer_inconsistency(self.d_model, self.n_heads, self.kernel_size)
 
 
 class Subsample(nn.Module):

@@ -20,6 +20,7 @@ from torchaudio.models.conformer import ConformerLayer
 
 from audrey.audio.frontend import FrontendConfig
 from audrey.models.common import RangeNorm
+from audrey.models.conformer import conformer_inconsistency
 from audrey.models.hooks import HookedModule, HookPoint
 from audrey.schema import bounded
 
@@ -27,9 +28,7 @@ BLANK = 0
 OTHER = 11  # speech that is not a digit
 TOKENS = ("<blank>",) + tuple(str(d) for d in range(10)) + ("<other>",)
 SUBSAMPLE = 4  # feature frames per output frame
-# Wideband, as the base model is moving to: AN4, the phone numbers and Speech Commands are 16 kHz.
-STRING_FRONTEND = FrontendConfig(sample_rate=16000, n_fft=512, win_length=400, hop_length=160, n_mels=64,
-                                 f_min=50.0, f_max=7800.0)
+STRING_FRONTEND = FrontendConfig()  # the digit classifier's: strings and single digits are heard alike
 
 
 def digit_token(digit: int) -> int:
@@ -45,7 +44,7 @@ def token_digit(token: int) -> int | None:
 class CTCConfig:
     """Read back from model files: every field bounded (see audrey.schema)."""
 
-    n_mels: int = bounded(64, 1, 128)
+    n_mels: int = bounded(FrontendConfig.n_mels, 1, 128)
     n_tokens: int = bounded(len(TOKENS), 2, 64)
     d_model: int = bounded(64, 8, 512)
     n_heads: int = bounded(4, 1, 16)
@@ -55,11 +54,7 @@ class CTCConfig:
     dropout: float = bounded(0.1, 0.0, 0.9)
 
     def inconsistency(self) -> str | None:
-        if self.d_model % self.n_heads:
-            return f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}"
-        if self.kernel_size % 2 == 0:
-            return f"kernel_size {self.kernel_size} is even; the convolution module needs an odd one"
-        return None
+        return conformer_inconsistency(self.d_model, self.n_heads, self.kernel_size)
 
 
 def output_lengths(frames: torch.Tensor) -> torch.Tensor:

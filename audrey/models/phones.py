@@ -7,7 +7,7 @@ heard as what it is: "hi" decodes as /h aI/, which is not /f aI v/.
 
 - Transcriptions come from espeak-ng itself (`espeak-ng -x`), in the accent of the voice that said
   the clip, so no lexicon is needed; its phoneme mnemonics are folded onto a smaller inventory.
-- The model: three convolution blocks over the log-mel features (the digit model's, 8 kHz), a
+- The model: three convolution blocks over the log-mel features (the digit model's own frontend), a
   bidirectional GRU over time and a phone-or-blank output per 20 ms, trained with CTC (Graves et al.,
   2006), which needs transcripts but no alignments.
 - The match of a segment to digit d: log P(d's phones | segment) - log P(the best phone path), the
@@ -32,7 +32,7 @@ from audrey.errors import AudreyError
 from audrey.schema import bounded
 
 # espeak-ng mnemonics folded onto one inventory: allophones and accent variants that a model hearing
-# 8 kHz audio cannot tell apart, and that no digit depends on.
+# telephone-band audio cannot tell apart, and that no digit depends on.
 FOLD = {"t#": "t", "t[": "t", "t2": "t", "?": "t", "I2": "I", "I#": "I", "i": "i:", "i@3": "i@", "aI@": "aI",
         "aI2": "aI", "aI3": "aI", "O2": "O:", "A:": "aa", "a#": "a", "VR": "3:", "3": "3:", "IR": "I@", "w#": "w",
         "n-": "n", "r-": "r", "@-": "@", "o@": "O@", ";": ""}
