@@ -161,10 +161,11 @@ def read_corpora(roots: Iterable[str | Path]) -> list[Clip]:
 
 
 def read_speaker_folders(root: Path, source: str | None = None) -> list[Clip]:
-    """AudioMNIST (`data/NN/D_NN_I.wav`) and personal recordings (`recordings/<speaker>/...`)."""
+    """AudioMNIST (`data/NN/D_NN_I.wav`), personal recordings (`recordings/<speaker>/...`) and the
+    digits `audrey data align` cut out of a corpus (their speaker.json names it: the clips' source)."""
     meta_file = root / AUDIOMNIST_META
     is_audiomnist = meta_file.exists()
-    source = source or ("audiomnist" if is_audiomnist else "personal")
+    default_source = "audiomnist" if is_audiomnist else "personal"
     all_meta = read_audiomnist_meta(meta_file) if is_audiomnist else {}
     clips = []
     for folder in _subdirs(root):
@@ -172,11 +173,12 @@ def read_speaker_folders(root: Path, source: str | None = None) -> list[Clip]:
         if not files:
             continue
         meta = all_meta.get(folder.name) or read_speaker_meta(folder)
+        folder_source = source or meta.get("corpus") or default_source
         for path in files:
             digit, speaker, take = parse_clip_name(path)
             if speaker != folder.name:
                 raise AudreyError(f"{path}: speaker {speaker!r} in the name but the file is in folder {folder.name!r}")
-            clips.append(Clip(path, digit, speaker, source, take, meta))
+            clips.append(Clip(path, digit, speaker, folder_source, take, meta))
     return clips
 
 
