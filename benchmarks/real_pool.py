@@ -74,6 +74,11 @@ CONFIGS = {
 
 # --- the pool --------------------------------------------------------------------------------------
 
+def clip_key(clip: Clip) -> str:
+    """A clip's name in cached results: its real path, whichever link led to the folder."""
+    return os.path.realpath(clip.path)
+
+
 def corpus_of(clip: Clip) -> str:
     return clip.meta.get("corpus") or clip.source
 
@@ -149,7 +154,7 @@ def run_fold(config: str, name: str, train_clips, test_clips, epochs: int, synth
     wide = predict_features(model, wideband_features(test_clips, frontend)).argmax(-1).tolist()
     narrow = predict_features(model, narrowband_features(test_clips, frontend)).argmax(-1).tolist()
     out = {"fold": name, "train_clips": len(train_clips), "train_seconds": round(seconds, 1),
-           "clips": [str(c.path) for c in test_clips], "wideband": wide, "narrowband": narrow}
+           "clips": [clip_key(c) for c in test_clips], "wideband": wide, "narrowband": narrow}
     folder.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(out))
     return out
@@ -168,11 +173,11 @@ def run_pocketsphinx(clips: list[Clip]) -> dict[str, str]:
 
     path = peer_cache("pocketsphinx")
     heard = json.loads(path.read_text()) if path.is_file() else {}
-    todo = [c for c in clips if str(c.path) not in heard]
+    todo = [c for c in clips if clip_key(c) not in heard]
     if todo:
         ps = PocketSphinxDigits()
         for i, c in enumerate(todo):
-            heard[str(c.path)] = ps.recognize(waveform.load_audio(c.path, 16000), 16000)
+            heard[clip_key(c)] = ps.recognize(waveform.load_audio(c.path, 16000), 16000)
             if i % 500 == 499:
                 print(f"    pocketsphinx {i + 1}/{len(todo)}", flush=True)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,13 +196,13 @@ def run_dtw(folds, per_digit: int, seed: int, protocol: str) -> dict[str, str]:
     feats: dict[str, np.ndarray] = {}
 
     def feat(c: Clip) -> np.ndarray:
-        key = str(c.path)
+        key = clip_key(c)
         if key not in feats:
             feats[key] = mfcc(c.path)
         return feats[key]
 
     for name, train_clips, test_clips in folds:
-        todo = [c for c in test_clips if str(c.path) not in heard]
+        todo = [c for c in test_clips if clip_key(c) not in heard]
         if not todo:
             continue
         rng = random.Random(f"{seed}-{name}")
@@ -207,7 +212,7 @@ def run_dtw(folds, per_digit: int, seed: int, protocol: str) -> dict[str, str]:
             templates += [(feat(c), digit) for c in rng.sample(pool, min(per_digit, len(pool)))]
         dtw = DTWTemplates(templates)
         for i, c in enumerate(todo):
-            heard[str(c.path)] = str(dtw.classify(feat(c)))
+            heard[clip_key(c)] = str(dtw.classify(feat(c)))
             if i % 500 == 499:
                 print(f"    dtw {name} {i + 1}/{len(todo)}", flush=True)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +235,7 @@ def tally(rows: list[tuple[Clip, bool]]) -> dict:
 
 
 def summarize(clips: list[Clip], folds: list[dict], methods: dict[str, dict[str, str]]) -> dict:
-    by_path = {str(c.path): c for c in clips}
+    by_path = {clip_key(c): c for c in clips}
     table: dict[str, dict] = {}
     for label, key in (("audrey", "wideband"), ("audrey via 8 kHz", "narrowband")):
         rows_by_fold = [[(by_path[p], int(h) == by_path[p].digit) for p, h in zip(f["clips"], f[key])] for f in folds]

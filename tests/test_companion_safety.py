@@ -24,6 +24,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from audrey.audio.frontend import FrontendConfig
 from audrey.cli import DEFAULT_MODEL, app
 from audrey.errors import AudreyError
 from audrey.models.modelfile import SHIPPED_MODELS, derived_path, user_models_dir
@@ -33,6 +34,7 @@ from helpers import one_line_error, write_tone
 
 runner = CliRunner()
 REJECT, OOD, PROBES = (SHIPPED_COMPANIONS[k].read_bytes() for k in ("reject", "ood", "probes"))
+PROBE_INPUTS = FrontendConfig().n_mels * 4  # the starter's hook_input probe: every mel band in 4 time bins
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +126,8 @@ CASES = [
     ("ood", "info a list", lambda d: with_metadata(d, "info", set_meta("info", "[1]")), "info is [1], not a JSON object"),
     ("ood", "truncated header", truncated_header, "not a readable OOD statistics file (no safetensors header"),
     ("ood", "huge tensor shape", huge_shape("precision"), "bytes do not hold a F32 tensor of shape [4000000, 4000000]"),
-    ("probes", "classes and weight disagree", lambda d: with_tensors(d, reshape(**{"0__weight": (160, 9)})),
-     "tensor 0.weight is F32 [160, 9], expected F32 [160, 10]"),
+    ("probes", "classes and weight disagree", lambda d: with_tensors(d, reshape(**{"0__weight": (PROBE_INPUTS, 9)})),
+     f"tensor 0.weight is F32 [{PROBE_INPUTS}, 9], expected F32 [{PROBE_INPUTS}, 10]"),
     ("probes", "wider than the layer", lambda d: with_tensors(d, reshape(**{"3__mean": (1000,), "3__std": (1000,), "3__weight": (1000, 10)})),
      "tensor 3.mean (layer blocks.2.hook_out) has 1000 features;"),
     ("probes", "F64 bias", lambda d: with_tensors(d, retype("0.bias", torch.float64)), "tensor 0.bias is F64 [10], expected F32 [10]"),
@@ -193,7 +195,10 @@ def test_open_thresholds_and_unseen_classes_load(tmp_path, personal):
     from audrey.live.calibration import Calibration
     from audrey.observe.probe_file import ProbeSet
 
-    assert Calibration.load(tmp_path / "ok.reject.safetensors").max_distance == 22.04912757873535
+    from safetensors import safe_open
+
+    shipped = json.loads(safe_open(str(SHIPPED_COMPANIONS["reject"]), "pt").metadata()["thresholds"])["max_distance"]
+    assert Calibration.load(tmp_path / "ok.reject.safetensors").max_distance == shipped  # the last one written: the shipped file
     cal_path = tmp_path / "open.reject.safetensors"
     cal_path.write_bytes(open_cal)
     assert Calibration.load(cal_path).thresholds()["min_phone_match"] == -math.inf

@@ -18,6 +18,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from audrey.audio.frontend import FrontendConfig
 from audrey.cli import app
 from audrey.errors import AudreyError
 from audrey.models import build_model
@@ -89,7 +90,7 @@ def test_huge_declared_architecture_is_refused_before_anything_is_built(tmp_path
 def test_architecture_in_range_but_not_in_the_file_is_refused_before_building(tmp_path, arch, config):
     """Sizes in range that the file's tensors do not have: the header's shapes are compared with
     those of the architecture built on the meta device, before the real one is built."""
-    data = with_metadata(GOOD, "model_config", lambda cfg: {**cfg, **config} if arch == "cnn" else {"n_mels": 40, **config})
+    data = with_metadata(GOOD, "model_config", lambda cfg: {**cfg, **config} if arch == "cnn" else {"n_mels": FrontendConfig().n_mels, **config})
     path = crafted(tmp_path, with_metadata(data, "arch", lambda _: arch))
     result = load_limited(path)
     assert result.startswith(f"{path}: weights do not fit the {arch} architecture it names (")
@@ -147,9 +148,9 @@ FRONTEND_CASES = [
     ("clip_seconds", float("nan"), "frontend field clip_seconds is NaN; expected a number"),
     ("log_floor", 0, "frontend field log_floor is 0; expected a number from 1e-12 to 1"),
     ("n_fft", True, "frontend field n_fft is true; expected an integer"),
-    ("win_length", 400, "frontend: win_length 400 is longer than n_fft 256"),
-    ("f_max", 6000.0, "does not fit below the Nyquist frequency of sample_rate 8000"),
-    ("hop_length", 2, "hop_length 2 makes 4001 frames"),
+    ("win_length", 600, "frontend: win_length 600 is longer than n_fft 512"),
+    ("f_max", 9000.0, "does not fit below the Nyquist frequency of sample_rate 16000"),
+    ("hop_length", 2, "hop_length 2 makes 8001 frames"),
     ("n_bands", 3, "frontend has unknown fields ['n_bands']; upgrade audrey"),
 ]
 
@@ -158,7 +159,7 @@ MODEL_CASES = [
     ("model_config", set_field("model_config", "channels", []), "model_config field channels is []; expected a list of 1 to 8 items"),
     ("model_config", set_field("model_config", "channels", "16,32"), 'model_config field channels is "16,32"; expected a list'),
     ("model_config", set_field("model_config", "dropout", 1.5), "model_config field dropout is 1.5; expected a number from 0 to 0.95"),
-    ("model_config", set_field("model_config", "n_mels", 64), "model_config field n_mels is 64 but its frontend makes 40 mel bands"),
+    ("model_config", set_field("model_config", "n_mels", 40), "model_config field n_mels is 40 but its frontend makes 64 mel bands"),
     ("model_config", set_field("model_config", "n_classes", 3), "model_config field n_classes is 3; an Audrey model has one class per digit"),
     ("model_config", lambda _: [1, 2], "model_config is [1, 2], not a JSON object"),
     ("model_config", lambda _: '{"n_mels": 4', "model_config is not valid JSON"),

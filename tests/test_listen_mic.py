@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audrey.audio import waveform
 from audrey.data.noise import add_noise, noise_burst
 from audrey.data.scenes import compose
 from helpers import RATE, STARTER, TINY_VOICES, Listener, espeak_string, one_line_error, open_calibration, play
@@ -53,7 +54,7 @@ def listen_to(model: Path, paths: list[Path], *args: str) -> Listener:
     listener = Listener("--model", str(model), *args)
     try:
         hello = listener.expect("listening")
-        assert hello["rate"] > 0 and hello["model_rate"] == 8000
+        assert hello["rate"] > 0 and hello["model_rate"] == waveform.SAMPLE_RATE
         for path in paths:
             assert play(path).wait(120) == 0
         time.sleep(1.5)  # the last string closes 0.9 s after its last digit

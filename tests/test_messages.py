@@ -13,6 +13,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from audrey import DIGIT_WORDS
+from audrey.audio.waveform import SAMPLE_RATE
 from audrey.cli import DEFAULT_MODEL, app
 from helpers import STARTER, one_line_error
 
@@ -43,7 +44,7 @@ def test_one_bad_file_does_not_cost_the_batch_its_good_results(tmp_path):
     assert one_line_error(res.stderr).startswith(f"error: {bad}: not a readable audio file (")
 
 
-def write(path, audio, rate=8000):
+def write(path, audio, rate=SAMPLE_RATE):
     sf.write(str(path), np.asarray(audio, np.float32), rate, subtype="PCM_16")
     return path
 
@@ -53,7 +54,7 @@ NO_DIGIT = {
     "silence": (np.zeros(8000), "no speech: silence (the loudest 10 ms reach -90 dBFS): no digit to recognise"),
     "square": (0.99997 * np.sign(np.sin(2 * np.pi * 440 * T) + 1e-9),
                "no speech: one steady sound at 0 dBFS (a tone, hum or test signal, its level never changes)"),
-    "one sample": (np.array([0.5]), "too little audio (1 sample(s), 0.000 s at 8000 Hz; a spoken digit lasts at least 0.1 s)"),
+    "one sample": (np.array([0.5]), f"too little audio (1 sample(s), 0.000 s at {SAMPLE_RATE} Hz; a spoken digit lasts at least 0.1 s)"),
 }
 
 
@@ -72,7 +73,7 @@ def test_every_real_example_clip_passes_the_speech_test():
     from audrey.audio.waveform import load_audio
 
     for path in EXAMPLES.glob("*.wav"):
-        assert speech_problem(load_audio(path), 8000) is None
+        assert speech_problem(load_audio(path), SAMPLE_RATE) is None
 
 
 def test_a_truncated_wav_is_read_with_one_warning(tmp_path):
