@@ -278,13 +278,16 @@ def plot(tables: dict[str, dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 5.0), squeeze=False)
     for ax, (title, table) in zip(axes[0], tables.items()):
-        corpora = sorted({k for s in table.values() for k in s["all"]["corpus"]})
+        # a bar per corpus for the pool; per held-out speaker for leave-one-speaker-out
+        per_fold = title.startswith("loso")
+        groups = list(next(iter(table.values()))["folds"]) if per_fold else \
+            sorted({k for s in table.values() for k in s["all"]["corpus"]})
         width = 0.8 / len(table)
         for i, (label, s) in enumerate(table.items()):
-            vals = [100 * (s["all"]["corpus"].get(c) or 0) for c in corpora]
-            ax.bar(np.arange(len(corpora)) + i * width, vals, width, label=label)
-        ax.set_xticks(np.arange(len(corpora)) + 0.4 - width / 2, corpora)
-        ax.set_ylim(40, 100)
+            vals = [100 * ((s["folds"][g]["accuracy"] if per_fold else s["all"]["corpus"].get(g)) or 0) for g in groups]
+            ax.bar(np.arange(len(groups)) + i * width, vals, width, label=label)
+        ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
+        ax.set_ylim(30, 100)
         ax.axhline(94, color="grey", lw=0.8, ls="--")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(title, fontsize=9)
