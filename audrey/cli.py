@@ -245,21 +245,23 @@ def predict_cmd(
     one error line, the others are still predicted, and the exit status is then 2."""
     from audrey.models.personal_file import load_bundle
     from audrey.live.recognizer import Recognizer
-    from audrey.observe.ood import score_files
+    from audrey.observe.ood import score_clips
 
     recognizer = Recognizer.from_file(model_path(model), weights)
-    preds = recognizer.predict_each(files)
-    good = [path for path, pred in zip(files, preds) if not isinstance(pred, AudreyError)]
+    clips = recognizer.read_each(files)
+    good = [i for i, clip in enumerate(clips) if not isinstance(clip, AudreyError)]
+    waves = [clips[i] for i in good]
+    pred_of = dict(zip(good, recognizer.predict(waves))) if waves else {}
     # OOD statistics describe the base model's training data: with personal weights, ask the base
     base = load_bundle(model_path(model)) if weights else recognizer.bundle
-    scores = score_files(model_path(model), base, good, required=ood) if good else None  # None without OOD statistics
-    score_of = dict(zip(map(str, good), scores)) if scores else {}
-    for path, pred in zip(files, preds):
-        if isinstance(pred, AudreyError):
+    scores = score_clips(model_path(model), base, waves, required=ood) if waves else None  # None without OOD statistics
+    score_of = dict(zip(good, scores)) if scores else {}
+    for i, (path, clip) in enumerate(zip(files, clips)):
+        if isinstance(clip, AudreyError):
             sys.stdout.flush()  # results and errors in file order on a terminal
-            err.print(f"[red]error:[/] {escape(str(pred))}", soft_wrap=True)
+            err.print(f"[red]error:[/] {escape(str(clip))}", soft_wrap=True)
             continue
-        score = score_of.get(str(path))
+        pred, score = pred_of[i], score_of.get(i)
         if as_json:
             sys.stdout.write(json_text({"file": str(path), **pred.to_dict(), **({"ood": score} if score else {})}) + "\n")
         else:

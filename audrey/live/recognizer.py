@@ -96,25 +96,18 @@ class Recognizer:
         waves = [waveform.load_audio(p, self.sample_rate, max_seconds=waveform.MAX_CLIP_FILE_SECONDS) for p in paths]
         return self.predict(waves)
 
-    def predict_each(self, paths: list[Path]) -> list[Prediction | AudreyError]:
-        """`audrey predict`: per file, its prediction, or the error that says why it has none (not
-        readable audio, too little audio, no speech in it). One bad file does not cost the others theirs."""
+    def read_each(self, paths: list[Path]) -> list[np.ndarray | AudreyError]:
+        """`audrey predict`'s input: per file, its waveform at the model's rate, or the error that
+        says why it holds no digit (not readable audio, too little audio, no speech in it). One bad
+        file does not cost the others theirs."""
         if not paths:
             raise AudreyError("no audio files given")
-        out: list[Prediction | AudreyError] = []
-        waves, good = [], []
-        for i, path in enumerate(paths):
+        out: list[np.ndarray | AudreyError] = []
+        for path in paths:
             try:
                 wave = waveform.load_audio(path, self.sample_rate, max_seconds=waveform.MAX_CLIP_FILE_SECONDS)
                 problem = gate.speech_problem(wave, self.sample_rate)
-                if problem:
-                    raise AudreyError(f"{path}: {problem}")
+                out.append(AudreyError(f"{path}: {problem}") if problem else wave)
             except AudreyError as exc:
                 out.append(exc)
-                continue
-            out.append(None)
-            waves.append(wave)
-            good.append(i)
-        for i, pred in zip(good, self.predict(waves) if waves else []):
-            out[i] = pred
         return out

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from audrey.atomic import atomic_write_bytes
-from audrey.audio.frontend import features, load_clip
+from audrey.audio.frontend import features
 from audrey.data.features import clip_features
 from audrey.errors import AudreyError
 from audrey.models.modelfile import derived_path, found_companion, model_digest, open_format
@@ -201,11 +201,11 @@ def score_waves(bundle, stats: OODStats, waves: list[np.ndarray]) -> torch.Tenso
     return stats.score_features(bundle.model, feats)
 
 
-def score_files(model_path: Path, bundle, files: list[Path], required: bool = False) -> list[dict] | None:
-    """{"score", "threshold", "flagged"} per file, each loaded as one digit at the model's rate;
-    None when the model has no OOD statistics (an error instead when `required`)."""
+def score_clips(model_path: Path, bundle, waves: list, required: bool = False) -> list[dict] | None:
+    """{"score", "threshold", "flagged"} per single-digit waveform at the model's rate (what
+    `audrey predict` has already read); None when the model has no OOD statistics (an error
+    instead when `required`)."""
     stats = load_for(model_path, bundle, required=required)
     if stats is None:
         return None
-    waves = [load_clip(f, bundle.frontend) for f in files]
     return [stats.describe(s) for s in score_waves(bundle, stats, waves).tolist()]
