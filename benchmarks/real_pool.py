@@ -90,6 +90,9 @@ def gender_of(clip: Clip) -> str:
 
 
 def read_pool(aligned: Path) -> list[Clip]:
+    for corpus in ("fsdd", "speech-commands"):
+        if not (SHARED / corpus).is_dir():
+            sys.exit(f"{SHARED / corpus}: not found; this benchmark needs the real corpora (set AUDREY_SHARED_DATA to their folder)")
     clips = read_corpus(SHARED / "fsdd") + read_corpus(SHARED / "speech-commands")
     if not (aligned / "manifest.json").is_file():
         sys.exit(f"{aligned}: no aligned digits; run `audrey data align {SHARED / 'an4'} {SHARED / 'alphanumeric'} --out {aligned}`")

@@ -217,21 +217,23 @@ class Classic:
 
     def __call__(self, name: str, wave: np.ndarray) -> str:
         from audrey.audio import waveform
+        from audrey.data.strings import RATE
         from audrey.live.stream import transcribe_file
 
-        path = waveform.write_audio(self.tmp / f"{name}.wav", wave, 16000)
+        path = waveform.write_audio(self.tmp / f"{name}.wav", wave, RATE)
         return transcribe_file(path, self.judge).text.replace(" ", "")
 
 
 def run_all(bundle, sets, args, tmp: Path) -> tuple[dict, dict]:
     from peers import DIGIT_LOOP, PocketSphinxDigits
 
+    from audrey.data.strings import RATE
     from audrey.models.ctc_decode import digits_of
 
-    recognizers = {"ctc": lambda name, w: digits_of(bundle.decode(w, 16000))}
+    recognizers = {"ctc": lambda name, w: digits_of(bundle.decode(w, RATE))}
     if not args.no_peers:
         sphinx = PocketSphinxDigits(DIGIT_LOOP)
-        recognizers["pocketsphinx"] = lambda name, w: sphinx.recognize(w, 16000)
+        recognizers["pocketsphinx"] = lambda name, w: sphinx.recognize(w, RATE)
         recognizers["segment+classify"] = Classic(args.model, tmp)
     results, outputs = {}, {}
     for set_name, rows in sets.items():
@@ -250,7 +252,7 @@ def run_all(bundle, sets, args, tmp: Path) -> tuple[dict, dict]:
             outputs[set_name] += [{"id": rows[i][0], "method": method, "ref": rows[i][2], "hyp": h} for i, h in zip(idx, hyps)]
             print(f"{set_name:14s} {method:17s} {json.dumps(r)}", flush=True)
         if set_name in ("phone_numbers", "noise_10db"):
-            hyps = [digits_of(bundle.decode(w, 16000, digits=len(d))) for _, w, d in rows]
+            hyps = [digits_of(bundle.decode(w, RATE, digits=len(d))) for _, w, d in rows]
             results[set_name]["ctc digits=N"] = score([d for *_, d in rows], hyps)
             print(f"{set_name:14s} {'ctc digits=N':17s} {json.dumps(results[set_name]['ctc digits=N'])}", flush=True)
     return results, outputs

@@ -27,7 +27,7 @@ from audrey.data.noise import active_rms
 from audrey.data.utterances import Utterance, digit_of
 from audrey.models.ctc import OTHER, digit_token
 
-RATE = 16000
+RATE = waveform.SAMPLE_RATE  # the shared frontend's rate
 MIN_NOISE_DBFS = -60.0  # background clips quieter than this are digital silence, not noise
 GAPS = ((-0.06, 0.0), (0.0, 0.12), (0.12, 0.6), (0.6, 1.2))  # seconds between pieces: overlap .. long pause
 

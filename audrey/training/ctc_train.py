@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from audrey.audio.frontend import FrontendConfig, LogMel, spec_augment
-from audrey.models.ctc import CTCConfig, CTCModel, output_lengths
+from audrey.models.ctc import BLANK, CTCConfig, CTCModel, output_lengths
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def ctc_loss(model: CTCModel, feats: torch.Tensor, lengths: torch.Tensor, target
     flat = torch.tensor([t for seq in targets for t in seq], dtype=torch.long)
     target_lengths = torch.tensor([len(seq) for seq in targets])
     return F.ctc_loss(log_probs.transpose(0, 1), flat, output_lengths(lengths), target_lengths,
-                      blank=0, reduction="mean", zero_infinity=True)
+                      blank=BLANK, reduction="mean", zero_infinity=True)
 
 
 def train_ctc(feats: list[torch.Tensor], targets: list[tuple[int, ...]], cfg: CTCConfig, frontend: FrontendConfig,
