@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from audrey.atomic import NO_SPACE, NOT_ALLOWED, WriteFailed
-from audrey.console import err
+from audrey.console import err, warn
 from audrey.errors import AudreyError
 from audrey.strict_json import json_text
 
@@ -385,10 +385,22 @@ def record_cmd(
     origin: Optional[str] = typer.Option(None, help="speaker.json: origin"),
     recording_room: Optional[str] = typer.Option(None, help="speaker.json: recording room"),
     recording_device: Optional[str] = typer.Option(None, help="speaker.json: recording device (microphone)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model that checks each take (default: the bundled starter model)"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for that model (`audrey personalize`)"),
+    no_check: bool = typer.Option(False, "--no-check", help="Do not check the takes against the model"),
 ):
-    """Record your own digits: guided prompts, automatic start/end, a quality gate, atomic saves."""
+    """Record your own digits: guided prompts, automatic start/end, a quality gate, atomic saves,
+    and each take checked against the model (one it hears as another digit is flagged)."""
     from audrey.recording.session import record
 
+    check = None
+    if not (no_check or edit_info):
+        from audrey.recording.check import TakeCheck
+
+        if model is None and not DEFAULT_MODEL.exists():
+            warn(f"{DEFAULT_MODEL}: the bundled starter model is missing; recording without checking the takes (--model to choose one)")
+        else:
+            check = TakeCheck.from_file(model_path(model), weights)  # before any prompt: a bad file is one line now
     info = {
         "age": age, "gender": gender, "accent": accent, "native speaker": native_speaker,
         "origin": origin, "recordingroom": recording_room, "device": recording_device,
@@ -396,7 +408,7 @@ def record_cmd(
     record(
         speaker, root, takes_per_digit=takes_per_digit, digits=digits, device=device, rate=rate, auto=auto,
         take_timeout=take_timeout, max_attempts=max_attempts, countdown=countdown, push_to_talk=push_to_talk,
-        seed=seed, info=info, edit_info=edit_info,
+        seed=seed, info=info, edit_info=edit_info, check=check,
     )
 
 

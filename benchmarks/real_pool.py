@@ -142,6 +142,14 @@ def wideband_features(clips: list[Clip], cfg: fe.FrontendConfig) -> torch.Tensor
     return fe.features([fe.load_clip(c.path, cfg) for c in clips], cfg)
 
 
+def fold_folder(config: str, protocol: str, epochs: int, synth: int, seed: int) -> Path:
+    """Where the fold results and fold models of one configuration are cached (keyed by everything
+    that makes them)."""
+    spec = [config, repr(CONFIGS[config]), epochs, synth, seed, protocol]
+    key = hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:10]
+    return cache_root() / "real_pool" / f"{config}-{protocol}-{key}"
+
+
 def run_fold(config: str, name: str, train_clips, test_clips, epochs: int, synth: int, seed: int, folder: Path) -> dict:
     """Train on `train_clips` (+ synthetic voices), test on `test_clips`; cached as JSON in `folder`."""
     cached = folder / f"{name}.json"
@@ -330,9 +338,7 @@ def main() -> None:
             methods[f"dtw ({args.dtw_templates}/digit)"] = run_dtw(folds, args.dtw_templates, args.seed, protocol)
         per_config = {}
         for config in configs:
-            spec = [config, repr(CONFIGS[config]), args.epochs, args.synth, args.seed, protocol]
-            key = hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:10]
-            folder = cache_root() / "real_pool" / f"{config}-{protocol}-{key}"
+            folder = fold_folder(config, protocol, args.epochs, args.synth, args.seed)
             fold_results = []
             for name, tr, te in folds:
                 print(f"{config} {protocol} {name}: train {len(tr)} clips, test {len(te)} clips / "

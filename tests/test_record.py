@@ -1,5 +1,5 @@
 """`audrey record` sessions fed from a file-backed stream (no sound system needed), the helpers
-behind them, `audrey recordings` and `audrey devices`, and atomic saving under SIGKILL."""
+behind them, the take check, `audrey recordings` and `audrey devices`, and atomic saving under SIGKILL."""
 
 from __future__ import annotations
 
@@ -25,10 +25,15 @@ from audrey.cli import app
 from audrey.errors import AudreyError
 from audrey.audio.mic import FileStream, MicStream
 from audrey.audio.vad import FRAME_SECONDS, RECORDER
+from audrey.recording import session as session_module
 from audrey.recording.capture import Listener
+from audrey.recording.check import FLAG_CONFIDENCE, TakeCheck
 from audrey.recording.prompts import parse_digits, plan_prompts
 from audrey.recording.session import record
 from audrey.recording.takes import check_speaker, cleanup_temp_files, next_take_numbers, speaker_lock
+from audrey.recording.check import Mismatch
+from audrey.recording.ui import AutoUI, LiveUI
+from helpers import STARTER, one_line_error
 
 RATE = 16000
 
@@ -255,6 +260,118 @@ def test_option_errors_name_the_value(tmp_path):
                        ({"rate": 100}, "--rate 100"), ({"digits": "x"}, "--digits 'x'")):
         with pytest.raises(AudreyError, match=needle):
             record("tester", tmp_path, stream=FileStream(RATE), **kw)
+
+
+# --- the take check ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def starter_check():
+    if not STARTER.exists():
+        pytest.skip(f"needs models/{STARTER.name}")
+    return TakeCheck.from_file(STARTER)
+
+
+def test_a_take_heard_as_another_digit_is_flagged_and_kept(tmp_path, clips, starter_check, capsys):
+    """The speaker says "three" at both prompts, "3" and "7": the starter model hears three either
+    time, so the 7 take (mislabelled) is flagged, and the 3 take is not."""
+    heard = starter_check.recognizer.predict([clips[3]])[0]
+    assert heard.digit == 3 and heard.confidence >= FLAG_CONFIDENCE  # the audio is what the test says it is
+    result, talk = session(tmp_path, lambda i, d, a: clips[3], digits="3,7", check=starter_check)
+    folder = tmp_path / "tester"
+    kinds = [x.split()[0] for x in talk.lines]
+    saved = dict((Path(p).name[0], p) for p in talk.events("SAVED"))
+    flagged = talk.events("FLAGGED")
+    assert len(flagged) == 1, talk.lines
+    path, h, e, c = flagged[0].split()
+    assert (path, h, e) == (saved["7"], "heard=3", "expected=7") and float(c.split("=")[1]) >= FLAG_CONFIDENCE
+    assert kinds[kinds.index("FLAGGED") - 1] == "SAVED" and talk.lines[kinds.index("FLAGGED") - 1] == f"SAVED {path}"
+    assert talk.lines[-1] == "DONE saved=2 rejected=0 skipped=0"
+    assert Path(path).exists() and (folder / "3_tester_0.wav").exists()  # --auto keeps it
+    assert [(s.path.name, m.heard, m.expected) for s, m in result.flagged] == [("7_tester_0.wav", 3, 7)]
+    summary = capsys.readouterr().err.replace("\n", " ")
+    assert "kept 1 take(s) the model heard as another digit: 7_tester_0.wav heard 3 (three), expected 7 (seven)" in summary
+    assert "`audrey record --speaker tester --digits 7`" in summary
+
+    # without a check (the CLI's --no-check) the same session flags nothing
+    result, talk = session(tmp_path / "unchecked", lambda i, d, a: clips[3], digits="3,7")
+    assert not talk.events("FLAGGED") and len(talk.events("SAVED")) == 2 and not result.flagged
+
+
+def test_a_flagged_take_redone_is_removed_and_the_prompt_repeats(tmp_path, clips, starter_check):
+    class Redo(AutoUI):
+        """Answers "redo" the first time a take is flagged, as the interactive screen's [r] does."""
+
+        def flagged(self, session, path, take, mismatch):
+            super().flagged(session, path, take, mismatch)
+            return "redo" if len(talk.events("FLAGGED")) == 1 else None
+
+    stream = mic.FileStream(RATE, noise_db=-70)
+    talk = Speaker(stream, lambda i, d, a: clips[4] if a == 1 else clips[d])  # "four" first, then the digit asked for
+    folder = tmp_path / "tester"
+    result = session_module.Session(stream, Redo(talk), folder, "tester", [7], 8.0, 3, starter_check).run()
+    assert [x.split()[0] for x in talk.lines] == ["PROMPT", "SAVED", "FLAGGED", "PROMPT", "SAVED", "DONE"], talk.lines
+    first, second = talk.events("SAVED")
+    assert first == second  # the redone take's number is used again
+    assert sorted(p.name for p in folder.glob("*.wav")) == ["7_tester_0.wav"]
+    assert "heard=4 expected=7" in talk.events("FLAGGED")[0]
+    assert len(result.saved) == 1 and result.flagged == []  # the redone take is neither saved nor flagged
+
+
+def test_the_interactive_screen_waits_for_keep_or_redo_on_a_flagged_take():
+    """LiveUI without a terminal: keys come from a list, the stream is a counter. Nothing is decided
+    until k/space (keep) or r (redo) is pressed, however long that takes; other keys are ignored."""
+    class Keys:
+        enabled = True
+
+        def __init__(self, presses):
+            self.presses = presses
+
+        def get(self):
+            return self.presses.pop(0) if self.presses else None
+
+    class Listener:
+        rate, fed = RATE, 0
+        seg = type("Seg", (), {"level_db": -50.0, "floor_db": -70.0})()
+
+        def next(self):
+            self.fed += RATE // 100
+            return None, []
+
+    fake_session = type("S", (), {"listener": Listener(), "total": 1})()
+    for presses, action in (([None] * 500 + ["x", "r"], "redo"), (["k"], None), ([None] * 300 + [" "], None), (["q"], "quit")):
+        ui = LiveUI()
+        ui.keys = Keys(list(presses))
+        assert ui.flagged(fake_session, Path("7_ada_0.wav"), None, Mismatch(3, 7, 0.91)) == action
+        assert ui.keys.presses == [] and ui.state == "flagged"
+        assert ui.status == "heard 3 (three), expected 7 (seven): [k] keep  [r] redo"
+    assert fake_session.listener.fed > 5 * RATE  # waited past AFTER_SAVE_SECONDS for the key
+    ui.render()  # the screen has a help line for the state
+
+
+def test_record_loads_the_check_model_before_any_prompt(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(session_module, "record", lambda *a, **kw: calls.append(kw.get("check")))
+    monkeypatch.setattr(session_module, "MicStream", None)  # no microphone is opened in any case here
+    runner = CliRunner()
+    base = ["record", "--speaker", "anna", "--root", str(tmp_path), "--auto"]
+
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(STARTER.read_bytes()[:5000] if STARTER.exists() else b"\x08" + b"\0" * 100)
+    for bad, needle in ((damaged, "damaged.safetensors"), (tmp_path / "none.safetensors", "no such model file")):
+        res = runner.invoke(app, base + ["--model", str(bad)])
+        assert res.exit_code == 2 and needle in one_line_error(res.output), res.output
+    assert calls == [] and not (tmp_path / "anna").exists()  # refused before the session: no prompt, nothing written
+
+    res = runner.invoke(app, base + ["--no-check", "--model", str(damaged)])
+    assert res.exit_code == 0 and calls == [None], res.output
+    if STARTER.exists():
+        res = runner.invoke(app, base)
+        assert res.exit_code == 0 and isinstance(calls[-1], TakeCheck), res.output
+    monkeypatch.setattr("audrey.cli.DEFAULT_MODEL", tmp_path / "missing-starter.safetensors")
+    res = runner.invoke(app, base)
+    assert res.exit_code == 0 and calls[-1] is None
+    assert "the bundled starter model is missing; recording without checking the takes" in res.output.replace("\n", "")
 
 
 # --- the microphone layer ------------------------------------------------------------------------

@@ -10,12 +10,21 @@ a second one for the same speaker is refused (speaker_lock).
 This module is the session loop and `record()`; the parts live beside it: prompts (what to ask),
 capture (the segmenter that hears a take), takes (naming, numbering, saving, the speaker lock),
 speaker (speaker.json), ui and keys (--auto lines or the interactive screen), summary (the result
-and the end-of-session summary), report (`audrey recordings`).
+and the end-of-session summary), check (does the model hear the prompted digit?), report
+(`audrey recordings`).
+
+Each saved take is then checked against the model (`check`, unless None): one the model is sure is
+another digit is flagged, so that a mislabelled take does not teach the personal weights the wrong
+digit. The interactive screen asks "keep or redo?"; --auto keeps it and says so (FLAGGED).
 
 `--auto` is for scripts and tests: no keys and no live display; stdout gets one line per event,
 flushed at once:
     PROMPT <index> <digit> <word>     say this digit now (the input stream is already open)
     SAVED <path>                      the take is on disk under its final name
+    FLAGGED <path> heard=<d> expected=<d> confidence=<p>
+                                      after its SAVED line: the model heard that take as digit <d>
+                                      with probability <p> (the take check, see check.py); --auto
+                                      keeps it, and the summary lists it
     REJECTED <reason>                 the take failed the gate; the same PROMPT follows
     SKIPPED <index> <digit>           gave up on this prompt after --max-attempts tries
     DONE saved=<n> rejected=<n> skipped=<n>
@@ -29,7 +38,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from audrey.atomic import WriteFailed, fsync_dir
 from audrey.audio import gate
@@ -44,14 +53,19 @@ from audrey.recording.summary import Saved, SessionResult, balance, print_summar
 from audrey.recording.takes import check_speaker, cleanup_temp_files, existing_takes, next_take_numbers, save_take, speaker_lock
 from audrey.recording.ui import COUNTDOWN_SECONDS, AutoUI, LiveUI
 
+if TYPE_CHECKING:  # the check brings torch; a session without one does not import it
+    from audrey.recording.check import TakeCheck
+
 TAKE_TIMEOUT = 8.0  # seconds of listening before a prompt counts as "no speech"
 MAX_ATTEMPTS = 3  # rejected takes before a prompt is skipped (the summary lists it as missing)
 MAX_FAILED_PROMPTS = 3  # prompts in a row given up after MAX_ATTEMPTS: something is wrong, stop asking
 
 
 class Session:
-    def __init__(self, stream, ui, folder: Path, speaker: str, plan: list[int], take_timeout: float, max_attempts: int):
+    def __init__(self, stream, ui, folder: Path, speaker: str, plan: list[int], take_timeout: float, max_attempts: int,
+                 check: TakeCheck | None = None):
         self.stream, self.ui, self.folder, self.speaker, self.plan = stream, ui, folder, speaker, plan
+        self.check = check
         self.total = len(plan)
         self.take_timeout = take_timeout
         self.max_attempts = max_attempts
@@ -133,11 +147,19 @@ class Session:
             self.next_no[digit] = int(path.stem.rsplit("_", 1)[1]) + 1
             saved = Saved(path, digit, take.seconds, latency)
             self.result.saved.append(saved)
-            action = self.ui.saved(self, path, take)
+            mismatch = self.check.check(take.audio, take.rate, digit) if self.check else None  # after the save: never lose a take
+            if mismatch:
+                flag = (saved, mismatch)
+                self.result.flagged.append(flag)  # listed as kept unless the speaker redoes it
+                action = self.ui.flagged(self, path, take, mismatch)
+            else:
+                action = self.ui.saved(self, path, take)
             if action == "redo":  # the speaker asked to discard it
                 path.unlink(missing_ok=True)
                 fsync_dir(self.folder)
                 self.result.saved.remove(saved)
+                if mismatch:
+                    self.result.flagged.remove(flag)
                 self.next_no[digit] -= 1
                 attempt = 0
                 continue
@@ -177,8 +199,10 @@ def record(
     edit_info: bool = False,
     stream=None,
     out: TextIO | None = None,
+    check: TakeCheck | None = None,
 ) -> SessionResult:
-    """Run one recording session (see the module docstring). `stream` overrides the microphone."""
+    """Run one recording session (see the module docstring). `stream` overrides the microphone;
+    `check` (loaded before, so a bad model file fails before any prompt) checks each saved take."""
     check_speaker(speaker)
     digit_list = parse_digits(digits) if isinstance(digits, str) else sorted(set(digits))
     if takes_per_digit < 1:
@@ -211,7 +235,7 @@ def record(
         ui = LiveUI(countdown, push_to_talk) if interactive else AutoUI(out)
         if not auto and not interactive:
             warn("no terminal: running like --auto (prompt lines on stdout, no keys)")
-        session = Session(stream, ui, folder, speaker, plan, take_timeout, max_attempts)
+        session = Session(stream, ui, folder, speaker, plan, take_timeout, max_attempts, check)
 
         try:
             result = session.run()  # Ctrl-C and SIGTERM end it alike: saved takes stay, the summary is printed

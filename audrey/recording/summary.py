@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from audrey import DIGIT_WORDS
 from audrey.console import err
+
+if TYPE_CHECKING:
+    from audrey.recording.check import Mismatch
 
 
 @dataclass
@@ -30,6 +34,7 @@ class SessionResult:
     saved: list[Saved] = field(default_factory=list)
     rejected: list[tuple[int, str]] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    flagged: list[tuple[Saved, Mismatch]] = field(default_factory=list)  # kept takes the model heard as another digit
     interrupted: bool = False
     quit: bool = False
     failed: bool = False  # an error ended the session (the takes saved before it are complete)
@@ -52,6 +57,13 @@ def print_summary(res: SessionResult, digits: list[int]) -> None:
         + (f"; {len(res.rejected)} rejected" if res.rejected else "")
         + (f"; {len(res.skipped)} prompt(s) skipped" if res.skipped else "")
     )
+    if res.flagged:
+        takes = "; ".join(f"{s.path.name} heard {m.heard} ({DIGIT_WORDS[m.heard]}), expected {m.expected} "
+                          f"({DIGIT_WORDS[m.expected]})" for s, m in res.flagged)
+        redo = ",".join(str(d) for d in sorted({m.expected for _, m in res.flagged}))
+        err.print(f"kept {len(res.flagged)} take(s) the model heard as another digit: {takes}; if one was said wrong, "
+                  f"delete its file and record that digit again (`audrey record --speaker {res.speaker} --digits {redo}` "
+                  f"for all of them)", soft_wrap=True)
     err.print("takes per digit: " + "  ".join(f"{d}:{res.counts.get(d, 0)}" for d in digits))
     if res.missing:
         todo = ", ".join(f"{n}× {DIGIT_WORDS[d]}" for d, n in sorted(res.missing.items()))

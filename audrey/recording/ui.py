@@ -5,13 +5,16 @@ the same hooks on either; a hook returns the key's action ("skip", "quit", "redo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from audrey import DIGIT_WORDS
 from audrey.console import err
 from audrey.recording.capture import Take
 from audrey.recording.keys import KeyReader
 from audrey.recording.summary import SessionResult
+
+if TYPE_CHECKING:
+    from audrey.recording.check import Mismatch
 
 COUNTDOWN_SECONDS = 1.0  # "3 2 1" before listening (interactive)
 AFTER_SAVE_SECONDS = 0.8  # time to press replay / redo before the next prompt (interactive)
@@ -51,6 +54,11 @@ class AutoUI:
         self.line(f"SAVED {path}")
         return None
 
+    def flagged(self, session, path: Path, take: Take, mismatch: Mismatch):
+        self.saved(session, path, take)
+        self.line(f"FLAGGED {path} heard={mismatch.heard} expected={mismatch.expected} confidence={mismatch.confidence:.3f}")
+        return None  # kept: the summary lists it
+
     def skipped(self, session, index: int, digit: int) -> None:
         self.line(f"SKIPPED {index} {digit}")
 
@@ -82,6 +90,7 @@ class LiveUI:
         "ptt": "[space] talk  [s] skip  [q] quit",
         "listen": "[s] skip  [q] quit",
         "saved": "[p] replay  [r] redo  [space] next  [q] quit",
+        "flagged": "[p] replay  [space] keep  [q] quit",
         "rejected": "[space] try again  [s] skip  [q] quit",
     }
 
@@ -117,7 +126,7 @@ class LiveUI:
 
         art = Text("\n".join(row.replace("#", "██").replace(" ", "  ") for row in GLYPHS[self.digit]), style="bold cyan")
         word = Text(DIGIT_WORDS[self.digit].upper(), style="bold")
-        status_style = {"listen": "bold green", "saved": "green", "rejected": "bold red"}.get(self.state, "yellow")
+        status_style = {"listen": "bold green", "saved": "green", "rejected": "bold red", "flagged": "bold yellow"}.get(self.state, "yellow")
         parts = [Align.center(art), Align.center(word), Text(""), Align.center(Text(self.status, style=status_style))]
         parts += [Align.center(self.meter()), Align.center(Text(self.HELP[self.state], style="dim"))]
         title = f"take {self.index}/{self.total}" + (f" · try {self.attempt + 1}" if self.attempt else "")
@@ -191,6 +200,18 @@ class LiveUI:
         self.state, self.status = "saved", f"✓ saved {path.name} ({take.seconds:.2f} s)"
         while True:
             key = self._pump(session, AFTER_SAVE_SECONDS, " \rprq")
+            if key == "p":
+                self.replay(take)
+                continue
+            return {"r": "redo", "q": "quit"}.get(key or "")
+
+    def flagged(self, session, path, take, mismatch):
+        """Saved, but the model heard another digit: wait for keep (k, space, Enter) or redo (r)."""
+        h, e = mismatch.heard, mismatch.expected
+        self.state = "flagged"
+        self.status = f"heard {h} ({DIGIT_WORDS[h]}), expected {e} ({DIGIT_WORDS[e]}): [k] keep  [r] redo"
+        while True:
+            key = self._pump(session, None if self.keys.enabled else AFTER_REJECT_SECONDS, "k \rprq")
             if key == "p":
                 self.replay(take)
                 continue
