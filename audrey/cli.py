@@ -283,6 +283,7 @@ def personalize_cmd(
     holdout: int = typer.Option(1, help="Takes per digit held out to measure before/after (each digit keeps one to learn from)"),
     curve: bool = typer.Option(True, "--curve/--no-curve", help="Also adapt on fewer takes, to see whether more would help"),
     steps: Optional[int] = typer.Option(None, help="Adaptation steps (default: the benchmarked setting)"),
+    rank: Optional[int] = typer.Option(None, help="Directions of change kept per large weight: smaller files; 0 keeps every change whole (default: the benchmarked setting)"),
     seed: int = typer.Option(0),
     as_json: bool = typer.Option(False, "--json"),
     wandb: Optional[str] = WANDB_OPT,
@@ -294,7 +295,7 @@ def personalize_cmd(
     from audrey.training.personal import AdaptConfig, personalize, with_overrides
     from audrey.report import print_personal
 
-    cfg = with_overrides(AdaptConfig(), steps=steps, seed=seed)
+    cfg = with_overrides(AdaptConfig(), steps=steps, rank=rank, seed=seed)
     result = personalize(speaker, model_path(base), out, data, recordings, holdout, curve, cfg, tracking(wandb, project, group, tags))
     if as_json:
         print_json(result.__dict__)

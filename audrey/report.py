@@ -100,7 +100,8 @@ def print_evaluation(summary: dict, worst: list[dict]) -> None:
 def print_personal(r) -> None:
     takes = sum(r.takes.values())
     out.print(f"personal weights for [bold]{escape(r.speaker)}[/]: {escape(str(r.path))} "
-              f"({r.file_bytes / 1e3:.0f} kB, {r.changed} tensors differ from the base)")
+              f"({r.file_bytes / 1e3:.0f} kB: {r.changed} tensors differ from the base"
+              + (f", the large ones kept as rank-{r.rank} changes)" if r.rank else ")"))
     out.print(f"adapted on {takes} takes ({min(r.takes.values())}-{max(r.takes.values())} per digit) in {r.adapt_seconds:.1f} s")
     if r.before is None:
         out.print("[yellow]no held-out takes[/]: record 2 or more per digit to measure before/after")

@@ -76,8 +76,9 @@ def with_tensors(data: bytes, change) -> bytes:
 
 
 def personal_file(path: Path) -> Path:
-    """Personal weights for the starter, as `audrey personalize` writes them (two tensors changed,
-    fitted rejection thresholds in the info, one of them an open -inf)."""
+    """Personal weights for the starter, as `audrey personalize` writes them (the head changed in
+    full, the last convolution by low-rank factors, fitted rejection thresholds in the info, one of
+    them an open -inf)."""
     import copy
 
     import torch
@@ -90,10 +91,12 @@ def personal_file(path: Path) -> Path:
     with torch.no_grad():
         personal.model.head.fc.bias += 0.01
         personal.model.head.fc.weight *= 1.01
+        w = personal.model.blocks[4].conv.weight  # a rank-1 change: stored as low-rank factors
+        w += 1e-3 * torch.outer(torch.linspace(-1, 1, w.shape[0]), torch.linspace(1, 2, w[0].numel())).reshape(w.shape)
     info = {"base": str(STARTER), "speaker": "crafted", "source": "nowhere", "takes": {"0": 3}, "held_out_takes": 0,
             "before": None, "after": None, "curve": [], "adapt": {}, "adapt_seconds": 0.5,
             "rejection": {"thresholds": {"min_p_digit": 0.2, "min_phone_match": -float("inf"), "max_distance": 30.0}}}
-    return save_personal(path, base, personal, info)
+    return save_personal(path, base, personal, info, rank=4)
 
 
 def load_companion(kind: str, path: Path, bundle=None, model: Path = STARTER, run: bool = False) -> None:

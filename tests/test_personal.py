@@ -191,9 +191,122 @@ def test_take_selection_and_advice():
 @pytest.mark.parametrize("args, message", [
     (["--holdout", "-1"], "--holdout -1: must be 0 or more"),
     (["--steps", "-5"], "--steps -5: must be 0 or more"),
+    (["--rank", "65"], "--rank 65: expected 0 (every change whole) up to 64"),
 ])
 def test_bad_personalize_options_are_one_line(tiny_model, deep_voice, tmp_path, args, message):
     res = CliRunner().invoke(app, ["personalize", "--speaker", "deep", "--recordings", str(deep_voice), "--base", str(tiny_model),
                                    "--out", str(tmp_path / "p.personal.safetensors"), "--wandb", "disabled", *args])
     assert res.exit_code == 2 and message in one_line_error(res.output)
     assert not (tmp_path / "p.personal.safetensors").exists()
+
+
+def rank_r_personal(base, rank: int = 2, seed: int = 0):
+    """A copy of `base` whose last convolution changed by an exact rank-`rank` matrix and whose
+    head changed in full: what adaptation with low_rank_change leaves."""
+    import copy
+
+    g = torch.Generator().manual_seed(seed)
+    personal = copy.deepcopy(base)
+    with torch.no_grad():
+        w = personal.model.blocks[4].conv.weight
+        change = torch.randn(w.shape[0], rank, generator=g) @ torch.randn(rank, w[0].numel(), generator=g)
+        w += 1e-2 * change.reshape(w.shape)
+        personal.model.head.fc.bias += 0.1
+    return personal
+
+
+def test_large_changes_are_stored_as_low_rank_factors(tiny_model, tmp_path):
+    """A rank-2 change of a 110k-element convolution is stored as two small factors, and loading
+    multiplies them back: the same weights to float precision, in a file a fraction of the size."""
+    from audrey.models.personal_file import LOW_RANK_U, LOW_RANK_V, save_personal
+
+    base, _ = load_model(tiny_model)
+    personal = rank_r_personal(base)
+    small = save_personal(tmp_path / "r4.personal.safetensors", base, personal, {"speaker": "x"}, rank=4)
+    whole = save_personal(tmp_path / "r0.personal.safetensors", base, personal, {"speaker": "x"}, rank=0)
+    _, tensors = read_personal(small)
+    name = "blocks.4.conv.weight"
+    assert set(tensors) == {name + LOW_RANK_U, name + LOW_RANK_V, "head.fc.bias"}
+    assert tensors[name + LOW_RANK_U].shape == (128, 2) and tensors[name + LOW_RANK_V].shape == (2, 96 * 9)
+    assert set(read_personal(whole)[1]) == {name, "head.fc.bias"}
+    assert small.stat().st_size < whole.stat().st_size / 20
+    for path in (small, whole):
+        loaded = apply_personal(base, path, tiny_model).model.state_dict()
+        for key, value in personal.model.state_dict().items():
+            assert torch.allclose(loaded[key], value, atol=1e-6), (path.name, key)
+    # the base itself is untouched, and adapting keeps each large change within the rank
+    assert torch.equal(load_model(tiny_model)[0].model.blocks[4].conv.weight, base.model.blocks[4].conv.weight)
+
+
+def test_adaptation_keeps_each_large_change_within_its_rank(tiny_model, deep_voice, tmp_path):
+    out = tmp_path / "deep.personal.safetensors"
+    r = personalize("deep", tiny_model, out, recordings=deep_voice, holdout=0, curve=False, cfg=AdaptConfig(steps=5, rank=3))
+    _, tensors = read_personal(out)
+    factored = sorted(k for k in tensors if k.endswith(".lowrank_u"))
+    assert factored == [f"blocks.{i}.conv.weight.lowrank_u" for i in (1, 2, 3, 4)]
+    assert all(tensors[k].shape[1] == 3 for k in factored)
+    base, _ = load_model(tiny_model)
+    personal = load_bundle(tiny_model, out).model.state_dict()
+    for i in (1, 2, 3, 4):
+        key = f"blocks.{i}.conv.weight"
+        change = (personal[key] - base.model.state_dict()[key]).reshape(personal[key].shape[0], -1)
+        s = torch.linalg.svdvals(change.double())
+        assert s[3:].max() <= 1e-5 * s[0], key  # rank 3, up to float error
+    assert r.file_bytes < 40_000, r.file_bytes
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("no_v", "the low-rank change of blocks.4.conv.weight lacks blocks.4.conv.weight.lowrank_v"),
+    ("both", "blocks.4.conv.weight is stored both in full and as a low-rank change"),
+    ("rank", "has an unexpected tensor blocks.4.conv.weight.lowrank_u"),
+    ("v_shape", "tensor blocks.4.conv.weight.lowrank_v is F32 [2, 800], expected F32 [2, 864]"),
+    ("nan", "tensor blocks.4.conv.weight.lowrank_u holds NaN"),
+])
+def test_damaged_low_rank_factors_are_one_line(tiny_model, tmp_path, damage, message):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from audrey.models.personal_file import save_personal
+
+    base, _ = load_model(tiny_model)
+    good = save_personal(tmp_path / "good.personal.safetensors", base, rank_r_personal(base), {"speaker": "x"}, rank=4)
+    with safe_open(str(good), framework="pt") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    u, v = "blocks.4.conv.weight.lowrank_u", "blocks.4.conv.weight.lowrank_v"
+    if damage == "no_v":
+        del tensors[v]
+    elif damage == "both":
+        tensors["blocks.4.conv.weight"] = base.model.blocks[4].conv.weight.detach().contiguous().clone()
+    elif damage == "rank":
+        tensors[u], tensors[v] = torch.zeros(128, 900), torch.zeros(900, 864)
+    elif damage == "v_shape":
+        tensors[v] = torch.zeros(2, 800)
+    elif damage == "nan":
+        tensors[u][0, 0] = float("nan")
+    bad = tmp_path / "bad.personal.safetensors"
+    save_file(tensors, str(bad), metadata=meta)
+    with pytest.raises(AudreyError) as info:
+        apply_personal(base, bad, tiny_model)
+    assert message in str(info.value) and "bad.personal.safetensors" in str(info.value) and "\n" not in str(info.value)
+
+
+
+def test_digits_without_a_take_are_not_unlearned(tiny_model, deep_voice):
+    """Takes of only some digits (as when enrolling from a few utterances): nothing teaches the
+    model that the other digits are unlikely (their head rows stay the base's: no loss term and no
+    prototype reaches them), and the enrolled digits are heard better."""
+    from audrey.data.corpora import read_corpus
+    from audrey.data.features import FeatureCache, clip_features
+    from audrey.training.personal import accuracy, adapt
+
+    base, _ = load_model(tiny_model)
+    feats, clips = clip_features(read_corpus(deep_voice / "deep"), base.frontend, FeatureCache(base.frontend), "deep")
+    labels = torch.tensor([c.digit for c in clips])
+    takes = torch.tensor([c.take for c in clips])
+    enroll = (takes < 3) & (labels < 6)
+    personal = adapt(base, feats[enroll], labels[enroll], AdaptConfig(steps=30))
+    fc, base_fc = personal.model.head.fc, base.model.head.fc
+    assert torch.equal(fc.weight[6:], base_fc.weight[6:]) and torch.equal(fc.bias[6:], base_fc.bias[6:])
+    assert not torch.allclose(fc.weight[:6], base_fc.weight[:6])
+    seen = (takes >= 3) & (labels < 6)
+    assert accuracy(personal, feats[seen], labels[seen]) > accuracy(base, feats[seen], labels[seen])
