@@ -19,7 +19,7 @@ Sets, and what each model heard in training (neither set of real digits is held 
 - synth_digits / synth_words: espeak-ng voices held out of every training and calibration
   (scenes.HELD_OUT_VOICES), saying each digit and the held-out words (wordlist.HELD_OUT_WORDS) with
   0.3-0.6 s of silence before and 0.5 s after: the one set neither model heard in any form.
-Written to benchmarks/results/isolated_ctc.json.
+Written to benchmarks/results/isolated_ctc.json, with every clip an engine got wrong.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main() -> None:
                 r["seconds_per_clip"] = round((time.perf_counter() - t0) / len(rows), 3)
                 results[set_name][engine] = r
                 outputs += [{"set": set_name, "engine": engine, "file": path.name if set_name.startswith("synth") else str(path),
-                             "digit": d, "printed": t} for (path, d), t in zip(rows, texts)]
+                             "digit": d, "printed": t} for (path, d), t in zip(rows, texts) if t != ("" if d is None else str(d))]
                 print(f"{set_name:13s} {engine:9s} {json.dumps(r)}", flush=True)
 
     print("\n| set | engine | right | nothing | wrong | printed a digit |")
@@ -132,7 +132,8 @@ def main() -> None:
                 print(f"| {set_name} (n={r['clips']}) | {engine} | {r['right']:.1%} | {r['nothing']:.1%} | {r['wrong']:.1%} | |")
             else:
                 print(f"| {set_name} (n={r['clips']}) | {engine} | | | | {r['printed_a_digit']:.1%} |")
-    out = {"ctc_model": str(args.ctc_model), "segments_model": str(args.model), "results": results, "outputs": outputs}
+    out = {"ctc_model": str(args.ctc_model), "segments_model": str(args.model), "results": results,
+           "misses": outputs}  # every clip an engine did not get right
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(f"written to {args.out}")
