@@ -82,7 +82,6 @@ def test_long_speech_is_cut_at_its_quietest_point():
 def two_strings(tmp_path_factory):
     """A recording of "7215", 2.5 s of silence, then "863" (espeak-ng, held-out voice, in pink noise
     at 30 dB SNR), and the (start, end) seconds of each string's speech."""
-    pytest.importorskip("soundfile")
     from audrey import DIGIT_WORDS
     from audrey.data.features import cache_root
     from audrey.data.scenes import render_clips, voice_list
