@@ -480,6 +480,9 @@ def listen_cmd(
 @user_errors
 def transcribe_cmd(
     files: List[Path] = typer.Argument(..., help="Recordings of any length"),
+    engine: str = typer.Option("segments", "--engine", help="segments: one digit per stretch of speech between pauses (the classifier and its rejection, as `listen`); ctc: the digit-string model reads each stretch between --string-gap pauses whole"),
+    digits: Optional[int] = typer.Option(None, "--digits", help="--engine ctc: read the whole recording as exactly this many digits (a phone number said in groups: --digits 10)"),
+    ctc_model: Optional[Path] = typer.Option(None, "--ctc-model", help="--engine ctc: digit-string model file (default: the bundled models/digits.ctc.safetensors)"),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
     rejected: bool = typer.Option(True, "--rejected/--no-rejected", help="List the sounds that were not digits"),
@@ -487,13 +490,32 @@ def transcribe_cmd(
     calibration: Optional[Path] = typer.Option(None, help="Rejection calibration (default: <model>.reject.safetensors beside the model)"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
 ):
-    """Digit strings in recordings, with per-digit times and confidence (the segmentation `listen` uses)."""
-    from audrey.live.judge import Judge
-    from audrey.live.stream import transcribe_file
+    """Digit strings in recordings, with per-digit times and confidence (--engine segments: the segmentation
+    `listen` uses; --engine ctc: the digit-string model, which also reads digits said without a pause)."""
+    if engine == "ctc":
+        for name, value in (("--model", model), ("--calibration", calibration), ("--weights", weights)):
+            if value is not None:
+                raise AudreyError(f"{name} is for --engine segments (the digit classifier); --engine ctc reads with --ctc-model")
+        from audrey.live.ctc_transcribe import check_digits, transcribe_ctc
+        from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
 
-    judge = Judge.from_file(model_path(model), calibration, weights=weights)
+        check_digits(digits)
+        bundle = load_ctc(ctc_model or SHIPPED_CTC)
+        transcribe = functools.partial(transcribe_ctc, bundle=bundle, string_gap=string_gap, digits=digits)
+    elif engine == "segments":
+        for name, value in (("--digits", digits), ("--ctc-model", ctc_model)):
+            if value is not None:
+                raise AudreyError(f"{name} needs --engine ctc: the segments engine reads one digit per stretch of speech "
+                                  "and cannot hold a recording to a number of digits")
+        from audrey.live.judge import Judge
+        from audrey.live.stream import transcribe_file
+
+        judge = Judge.from_file(model_path(model), calibration, weights=weights)
+        transcribe = functools.partial(transcribe_file, judge=judge, string_gap=string_gap)
+    else:
+        raise AudreyError(f"--engine {engine}: expected segments or ctc")
     for path in files:
-        t = transcribe_file(path, judge, string_gap)
+        t = transcribe(path)
         if as_json:
             out = t.to_dict()
             if not rejected:

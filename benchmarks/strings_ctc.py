@@ -1,11 +1,15 @@
 """Connected digit strings: the CTC digit-string model against PocketSphinx and segment-and-classify.
 
     PYTHONPATH=$PWD python benchmarks/strings_ctc.py [--epochs 12] [--retrain] [--classic-sample 60]
+    PYTHONPATH=$PWD python benchmarks/strings_ctc.py --no-peers --ctc-model models/digits.ctc.safetensors
 
 Trains the model (audrey.models.ctc) on held-in speakers, or loads it from $AUDREY_CACHE/strings-ctc/
 when the same material and settings were trained before, then scores three recognizers on the
 same held-out-speaker clips, side by side:
-- ctc: greedy decoding (and, on the phone numbers, `digits=N` constrained decoding: N known);
+- ctc: `audrey transcribe --engine ctc` (audrey.live.ctc_transcribe.transcribe_ctc on the clip written
+  as a WAV file: cut into chunks at pauses, each chunk decoded greedily, all strings joined); on the
+  phone numbers and in noise also `ctc digits=N` (`--digits N`: N known);
+- ctc whole clip (and `ctc whole clip digits=N`): the model over the whole clip at once, no chunks;
 - pocketsphinx: PocketSphinx with the digit-loop grammar (benchmarks/peers.py);
 - segment+classify: today's `transcribe` (audrey.live.stream.transcribe_file with the starter's
   Judge), all strings of a file joined.
@@ -20,7 +24,8 @@ Figures: digit error rate (edit distance / reference digits) and exact-string ra
 utterances; on AN4 utterances that mix digits with other words, the digits' error rate; on AN4
 utterances with no digit, the share where anything is printed; the phone numbers; AN4 digit-only
 and phone numbers again in real background noise at 10 dB SNR. Written to
-benchmarks/results/strings_ctc.json.
+benchmarks/results/strings_ctc.json; with --no-peers, the PocketSphinx and segment+classify rows
+already in that file are kept (they do not depend on the CTC model).
 """
 
 from __future__ import annotations
@@ -224,13 +229,34 @@ class Classic:
         return transcribe_file(path, self.judge).text.replace(" ", "")
 
 
+class CTCTranscribe:
+    """`audrey transcribe --engine ctc` on a file: the same library function the command calls."""
+
+    def __init__(self, bundle, tmp: Path):
+        self.bundle = bundle
+        self.tmp = tmp
+
+    def __call__(self, name: str, wave: np.ndarray, digits: int | None = None) -> str:
+        from audrey.audio import waveform
+        from audrey.data.strings import RATE
+        from audrey.live.ctc_transcribe import transcribe_ctc
+
+        path = waveform.write_audio(self.tmp / f"{name}.wav", wave, RATE)
+        return transcribe_ctc(path, self.bundle, digits=digits).text.replace(" ", "")
+
+
+PEERS = ("pocketsphinx", "segment+classify")
+CONSTRAINED = ("phone_numbers", "noise_10db")  # sets where the number of digits is known in advance
+
+
 def run_all(bundle, sets, args, tmp: Path) -> tuple[dict, dict]:
     from peers import DIGIT_LOOP, PocketSphinxDigits
 
     from audrey.data.strings import RATE
     from audrey.models.ctc_decode import digits_of
 
-    recognizers = {"ctc": lambda name, w: digits_of(bundle.decode(w, RATE))}
+    ctc = CTCTranscribe(bundle, tmp)
+    recognizers = {"ctc": ctc, "ctc whole clip": lambda name, w: digits_of(bundle.decode(w, RATE))}
     if not args.no_peers:
         sphinx = PocketSphinxDigits(DIGIT_LOOP)
         recognizers["pocketsphinx"] = lambda name, w: sphinx.recognize(w, RATE)
@@ -250,16 +276,33 @@ def run_all(bundle, sets, args, tmp: Path) -> tuple[dict, dict]:
             r["seconds_per_clip"] = round((time.perf_counter() - t0) / max(len(hyps), 1), 3)
             results[set_name][method] = r
             outputs[set_name] += [{"id": rows[i][0], "method": method, "ref": rows[i][2], "hyp": h} for i, h in zip(idx, hyps)]
-            print(f"{set_name:14s} {method:17s} {json.dumps(r)}", flush=True)
-        if set_name in ("phone_numbers", "noise_10db"):
-            hyps = [digits_of(bundle.decode(w, RATE, digits=len(d))) for _, w, d in rows]
-            results[set_name]["ctc digits=N"] = score([d for *_, d in rows], hyps)
-            print(f"{set_name:14s} {'ctc digits=N':17s} {json.dumps(results[set_name]['ctc digits=N'])}", flush=True)
+            print(f"{set_name:14s} {method:24s} {json.dumps(r)}", flush=True)
+        if set_name in CONSTRAINED:
+            for method, rec in (("ctc digits=N", lambda i, w, d: ctc(i, w, digits=len(d))),
+                                ("ctc whole clip digits=N", lambda i, w, d: digits_of(bundle.decode(w, RATE, digits=len(d))))):
+                hyps = [rec(i, w, d) for i, w, d in rows]
+                results[set_name][method] = score([d for *_, d in rows], hyps)
+                outputs[set_name] += [{"id": i, "method": method, "ref": d, "hyp": h} for (i, _, d), h in zip(rows, hyps)]
+                print(f"{set_name:14s} {method:24s} {json.dumps(results[set_name][method])}", flush=True)
     return results, outputs
 
 
+def keep_peers(results: dict, outputs: dict, previous: Path) -> None:
+    """With --no-peers: the peers' rows (and outputs) of the previous results file, unchanged."""
+    if not previous.exists():
+        return
+    old = json.loads(previous.read_text())
+    for set_name, by in old.get("results", {}).items():
+        for method in PEERS:
+            if method in by and set_name in results:
+                results[set_name][method] = by[method]
+    for set_name, rows in old.get("outputs", {}).items():
+        if set_name in outputs:
+            outputs[set_name] += [r for r in rows if r["method"] in PEERS]
+
+
 def print_table(results: dict) -> None:
-    methods = ["ctc", "ctc digits=N", "pocketsphinx", "segment+classify"]
+    methods = ["ctc", "ctc digits=N", "ctc whole clip", "ctc whole clip digits=N", "pocketsphinx", "segment+classify"]
     print("\n| set | " + " | ".join(methods) + " |")
     print("|---|" + "---|" * len(methods))
     for set_name, by in results.items():
@@ -296,7 +339,8 @@ def main() -> None:
     ap.add_argument("--time-limit", type=float, default=840.0, help="seconds of training before it stops")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--retrain", action="store_true")
-    ap.add_argument("--no-peers", action="store_true", help="only the CTC model")
+    ap.add_argument("--no-peers", action="store_true", help="only the CTC model (the peers' rows already in --out are kept)")
+    ap.add_argument("--ctc-model", type=Path, default=None, help="score this digit-string model file instead of training one")
     ap.add_argument("--classic-sample", type=int, default=0, help="segment+classify on at most this many clips per set")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "strings_ctc.json")
     args = ap.parse_args()
@@ -304,10 +348,17 @@ def main() -> None:
 
     train_utts, test = split_utterances(args)
     train_noise, test_noise = noises(args)
-    bundle, model_path = trained_model(args, train_utts, train_noise)
+    if args.ctc_model is not None:
+        from audrey.models.ctc_file import load_ctc
+
+        bundle, model_path = load_ctc(args.ctc_model), args.ctc_model
+    else:
+        bundle, model_path = trained_model(args, train_utts, train_noise)
     sets = test_sets(test, test_noise, args)
     with tempfile.TemporaryDirectory() as tmp:
         results, outputs = run_all(bundle, sets, args, Path(tmp))
+    if args.no_peers:
+        keep_peers(results, outputs, args.out)
     print_table(results)
     size = model_path.stat().st_size
     out = {"model": {"file": str(model_path), "bytes": size, "params": sum(p.numel() for p in bundle.model.parameters()),

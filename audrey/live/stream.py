@@ -16,8 +16,8 @@ they take is not pause, so a digit the rejection refused does not split "5283180
 "3180" (before this, 8 rejected digits split or cut 8 of 150 clean benchmark strings).
 
 Memory is bounded: the segmenter keeps at most vad.LIVE.max_seconds of audio, the stream only the
-digits of the open string. `transcribe_file` reads a file in blocks through the same class, so a
-recording of any length takes constant memory, and what it reports for a file is what `listen`
+digits of the open string. `transcribe_file` reads a file in blocks through the same class (`feed_file`,
+which the CTC engine's stream shares), so a recording of any length takes constant memory, and what it reports for a file is what `listen`
 prints when the file is played into the microphone.
 """
 
@@ -214,8 +214,10 @@ def _mono(block: np.ndarray, path: Path) -> np.ndarray:
     return block.astype(np.float32, copy=False)
 
 
-def transcribe_file(path: Path, judge, string_gap: float = STRING_GAP_SECONDS, block_seconds: float = 1.0) -> Transcript:
-    """Every digit string in a recording of any length, read in blocks through `DigitStream`.
+def feed_file(path: Path, make_stream, block_seconds: float = 1.0) -> Transcript:
+    """A recording of any length read in blocks through a stream: `make_stream(rate, initial_floor_db)`
+    returns an object with `feed(block) -> events` and `flush() -> events` (DigitStream, or
+    audrey.live.ctc_transcribe.CTCStream).
 
     The noise floor starts from the first PRIME_SECONDS (vad.prime_floor_db, as vad.segment does for
     a whole recording): a file may begin mid-word, where a live stream would have heard the room first."""
@@ -225,16 +227,23 @@ def transcribe_file(path: Path, judge, string_gap: float = STRING_GAP_SECONDS, b
         head = _mono(fh.read(min(fh.frames, int(PRIME_SECONDS * rate)), dtype="float32", always_2d=True), path)
         floor = prime_floor_db(head, rate)
         fh.seek(0)
-        stream = DigitStream(judge, rate, string_gap, initial_floor_db=floor)
+        stream = make_stream(rate, floor)
         events = []
         block = max(1, int(block_seconds * rate))
+        fed = 0
         while True:
             try:
                 data = fh.read(block, dtype="float32", always_2d=True)
             except Exception as exc:
-                raise AudreyError(f"{path}: unreadable after {stream.fed / rate:.1f} s ({str(exc).splitlines()[0]})") from None
+                raise AudreyError(f"{path}: unreadable after {fed / rate:.1f} s ({str(exc).splitlines()[0]})") from None
             if len(data) == 0:
                 break
+            fed += len(data)
             events += stream.feed(_mono(data, path))
         events += stream.flush()
-    return Transcript(path, stream.fed / rate, rate, events)
+    return Transcript(path, fed / rate, rate, events)
+
+
+def transcribe_file(path: Path, judge, string_gap: float = STRING_GAP_SECONDS, block_seconds: float = 1.0) -> Transcript:
+    """Every digit string in a recording of any length, segment by segment through `DigitStream`."""
+    return feed_file(path, lambda rate, floor: DigitStream(judge, rate, string_gap, initial_floor_db=floor), block_seconds)

@@ -20,11 +20,12 @@ from audrey.audio import waveform
 from audrey.audio.frontend import FrontendConfig, LogMel
 from audrey.models.ctc import SUBSAMPLE, TOKENS, CTCConfig, CTCModel
 from audrey.models.ctc_decode import Token, constrained, greedy
-from audrey.models.modelfile import code_version, open_format
+from audrey.models.modelfile import SHIPPED_MODELS, code_version, open_format
 from audrey.models.safe_file import layout_of
 from audrey.schema import from_fields, parse_json, shown
 
 FORMAT = "audrey-ctc/1"
+SHIPPED_CTC = SHIPPED_MODELS / "digits.ctc.safetensors"  # `transcribe --engine ctc` reads it by default
 REMEDY = "train it again with `python benchmarks/strings_ctc.py`"
 
 

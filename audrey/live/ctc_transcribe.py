@@ -1,0 +1,161 @@
+"""`audrey transcribe --engine ctc`: a recording's digit strings read by the digit-string (CTC) model.
+
+The recording is cut at pauses into chunks (audrey.live.chunks: the segmenter `transcribe` uses,
+pauses of `string_gap` end a chunk), and each chunk is decoded whole by the model
+(audrey.models.ctc_file), so digits said without a pause between them ("four-two-seven") are read
+as they were said, where the segments engine must find a pause between every two digits. One chunk
+is one string. Each chunk is decoded with PAD_SECONDS of silence added either side: the model hears
+a word at the very edge of its input badly, and a recording may start or end close to a word
+(FSDD's clips do; benchmarks/isolated_ctc.py and strings_ctc.py measure both). The model's "other" token (speech that is not a digit) prints nothing and is listed
+as rejected, like the segments engine's "not a digit".
+
+With `digits` (a number of known length: `--digits 10` for a phone number said in groups), the
+whole recording is decoded as exactly that many digits: CTC's length-constrained decoding
+(ctc_decode.constrained) over the speech chunks' log-probabilities laid end to end, one blank frame
+between chunks so a digit ending one chunk and the same digit starting the next stay two digits.
+The result is one string.
+
+Out comes an audrey.live.stream.Transcript of the same Events the segments engine gives, so the
+JSON (and every script reading it) is the same. A digit's times are the frames where the model
+heard it (CTC fires on a short stretch inside the word), absolute in the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audrey.errors import AudreyError
+from audrey.live.chunks import Chunk, Chunker
+from audrey.live.stream import STRING_GAP_SECONDS, Event, Transcript, feed_file
+from audrey.models.ctc import BLANK, OTHER, digit_token
+from audrey.models.ctc_decode import MAX_DIGITS, Token, constrained, greedy
+from audrey.models.ctc_file import CTCBundle
+
+SEPARATOR_LOG_PROB = -1e4  # a frame between chunks: blank, nothing else
+PAD_SECONDS = 0.5  # silence added either side of every chunk: the model needs a pause around a word to hear it
+
+
+def check_digits(digits: int | None) -> None:
+    if digits is not None and not 1 <= digits <= MAX_DIGITS:
+        raise AudreyError(f"--digits {digits}: expected a number of digits from 1 to {MAX_DIGITS}")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One chunk's log-probabilities and where they lie in the file."""
+
+    lp: np.ndarray  # (frames, tokens) of the chunk with PAD_SECONDS of silence either side
+    offset: float  # seconds in the file of the padded chunk's first frame
+    start: float  # seconds in the file of the chunk's first and one past its last sample:
+    end: float  # token times are kept inside (a token may fire in the padding)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One token of a chunk: frames first..last (one past) of its log-probabilities."""
+
+    token: Token
+    chunk: Decoded
+    first: int
+    last: int
+
+    def times(self, frame_seconds: float) -> tuple[float, float]:
+        c = self.chunk
+        start = min(max(c.offset + self.first * frame_seconds, c.start), c.end)
+        return start, min(max(c.offset + self.last * frame_seconds, start), c.end)
+
+
+def rejected_event(heard: Heard, frame_seconds: float) -> Event:
+    """Speech the model called "not a digit", with the digit it was nearest to over its frames."""
+    probs = np.exp(heard.chunk.lp[heard.first:heard.last, digit_token(0):digit_token(9) + 1]).mean(axis=0)
+    best = int(np.argmax(probs))
+    return Event("rejected", *heard.times(frame_seconds), best, float(probs[best]),
+                 reason=f"not a digit (the digit-string model heard other speech, p {heard.token.confidence:.2f})")
+
+
+def string_events(heard: list[Heard], frame_seconds: float) -> list[Event]:
+    """Events of one string's tokens: a digit event per digit (with the string so far), a rejected
+    event per "other", then the string."""
+    events, digits = [], []
+    for h in heard:
+        if h.token.token == OTHER:
+            events.append(rejected_event(h, frame_seconds))
+            continue
+        digits.append(Event("digit", *h.times(frame_seconds), h.token.digit, h.token.confidence))
+        digits[-1].string = "".join(str(d.digit) for d in digits)
+        events.append(digits[-1])
+    if digits:
+        events.append(Event("string", digits[0].start, digits[-1].end, string=digits[-1].string,
+                            confidence=min(d.confidence for d in digits), digits=digits))
+    return events
+
+
+class CTCStream:
+    """Feed blocks with `feed()` (any size, at `rate`); `flush()` at the end. Both return events
+    (with `digits`, all of them at `flush()`: the length constraint spans the whole recording)."""
+
+    def __init__(self, bundle: CTCBundle, rate: int, string_gap: float = STRING_GAP_SECONDS,
+                 initial_floor_db: float | None = None, digits: int | None = None):
+        check_digits(digits)
+        self.bundle = bundle
+        self.rate = int(rate)
+        self.digits = digits
+        self.frame_seconds = bundle.frame_seconds
+        self.chunker = Chunker(self.rate, string_gap, initial_floor_db)
+        self.pad = np.zeros(int(round(PAD_SECONDS * self.rate)), np.float32)
+        self.decoded: list[Decoded] = []  # with `digits`: every chunk so far
+
+    def feed(self, block: np.ndarray) -> list[Event]:
+        return self._chunks(self.chunker.feed(block))
+
+    def flush(self) -> list[Event]:
+        events = self._chunks(self.chunker.flush())
+        return events + (self._constrained() if self.digits is not None else [])
+
+    def _decode(self, chunk: Chunk) -> Decoded:
+        lp = self.bundle.log_probs(np.concatenate([self.pad, chunk.audio, self.pad]), self.rate).numpy()
+        return Decoded(lp, (chunk.start - len(self.pad)) / self.rate, chunk.start / self.rate, chunk.end / self.rate)
+
+    def _chunks(self, chunks: list[Chunk]) -> list[Event]:
+        events = []
+        fs = self.frame_seconds
+        for chunk in chunks:
+            d = self._decode(chunk)
+            if self.digits is not None:
+                self.decoded.append(d)
+                continue
+            events += string_events([Heard(t, d, round(t.start / fs), round(t.end / fs)) for t in greedy(d.lp, fs)], fs)
+        return events
+
+    def _constrained(self) -> list[Event]:
+        """Exactly `digits` digits over every chunk's log-probabilities, end to end."""
+        if not self.decoded:
+            return []
+        fs = self.frame_seconds
+        separator = np.full((1, self.decoded[0].lp.shape[1]), SEPARATOR_LOG_PROB)
+        separator[0, BLANK] = 0.0
+        parts, owner = [], []  # owner[f]: (chunk, frame in the chunk) of frame f of the whole
+        for i, d in enumerate(self.decoded):
+            if i:
+                parts.append(separator)
+                owner.append((self.decoded[i - 1], len(self.decoded[i - 1].lp)))
+            parts.append(d.lp)
+            owner += [(d, f) for f in range(len(d.lp))]
+        heard = []
+        for t in constrained(np.concatenate(parts), fs, self.digits):
+            first, last = round(t.start / fs), round(t.end / fs)
+            chunk, f0 = owner[first]  # a token never spans chunks: the separator frame is blank
+            heard.append(Heard(t, chunk, f0, f0 + last - first))
+        return string_events(heard, fs)
+
+
+def transcribe_ctc(path: Path, bundle: CTCBundle, string_gap: float = STRING_GAP_SECONDS,
+                   digits: int | None = None, block_seconds: float = 1.0) -> Transcript:
+    """Every digit string in a recording of any length, read by the digit-string model (see the module)."""
+    check_digits(digits)
+    with torch.inference_mode():
+        return feed_file(path, lambda rate, floor: CTCStream(bundle, rate, string_gap, floor, digits), block_seconds)

@@ -1,0 +1,166 @@
+"""`audrey transcribe --engine ctc`: the chunks it decodes (audrey.live.chunks, checked exactly on
+tones), and the shipped digit-string model reading espeak-ng strings through the command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from audrey.cli import app
+from audrey.data.noise import add_noise
+from audrey.data.scenes import compose
+from audrey.live.chunks import Chunker
+from audrey.models.ctc_file import SHIPPED_CTC
+from helpers import RATE, one_line_error
+
+VOICE = 242  # a held-out espeak-ng voice (scenes.HELD_OUT_VOICES) the shipped model reads these strings right in
+
+
+def tone(seconds: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    ramp = np.minimum(1, np.minimum(t, t[::-1]) / 0.01)
+    return (0.3 * ramp * np.sin(2 * np.pi * 500 * t)).astype(np.float32)
+
+
+def chunks_of(audio: np.ndarray, block: int, string_gap: float = 0.9, **kw) -> list:
+    chunker = Chunker(RATE, string_gap, **kw)
+    out = []
+    for i in range(0, len(audio), block):
+        out += chunker.feed(audio[i : i + block])
+    return out + chunker.flush()
+
+
+# --- chunks ----------------------------------------------------------------------------------------
+
+
+def test_chunks_end_at_long_pauses_and_hold_the_audio_around_them():
+    """Tones with 0.2-0.5 s pauses inside a group and 1.5 s between groups: one chunk per group, the
+    file's own samples, never overlapping, each holding its tones with context; any block size."""
+    pauses = [0.3, 0.2, 1.5, 0.5, 1.5, 0.25]
+    audio, spans = compose([tone(0.3) for _ in range(7)], pauses, RATE, lead=0.1, tail=1.0)
+    groups = [(spans[0][0], spans[2][1]), (spans[3][0], spans[4][1]), (spans[5][0], spans[6][1])]
+    chunks = chunks_of(audio, 320)
+    assert len(chunks) == 3
+    for chunk, (a, b) in zip(chunks, groups):
+        assert chunk.start <= a - 0.05 * RATE and chunk.end >= b + 0.05 * RATE  # the tones and some context
+        assert np.array_equal(chunk.audio, audio[chunk.start : chunk.end])
+    assert all(p.end <= n.start for p, n in zip(chunks, chunks[1:]))
+    assert chunks[0].start == 0  # the file's first 0.1 s is all the context there is
+    for block in (1000, 16000, len(audio)):
+        assert [(c.start, c.end) for c in chunks_of(audio, block)] == [(c.start, c.end) for c in chunks]
+    assert len(chunks_of(audio, 320, string_gap=2.0)) == 1
+
+
+def test_long_speech_is_cut_at_its_quietest_point():
+    """50 s of tones with 0.3 s pauses (never a pause that ends a chunk): chunks of at most 20 s, back
+    to back, each cut inside a pause; memory stays bounded (the buffer never holds a whole minute)."""
+    pieces = [tone(0.4) for _ in range(72)]
+    audio, spans = compose(pieces, [0.3] * 71, RATE, lead=0.5, tail=1.0)
+    chunker = Chunker(RATE, 0.9)
+    chunks, held = [], 0
+    for i in range(0, len(audio), 1600):
+        chunks += chunker.feed(audio[i : i + 1600])
+        held = max(held, len(chunker._buf))
+    chunks += chunker.flush()
+    assert len(chunks) >= 3 and all(len(c.audio) <= 20 * RATE for c in chunks)
+    assert all(p.end == n.start for p, n in zip(chunks, chunks[1:]))
+    in_tone = np.zeros(len(audio), bool)
+    for a, b in spans:
+        in_tone[a:b] = True
+    assert not any(in_tone[c.start] for c in chunks[1:])  # every cut falls in a pause
+    assert held <= 21 * RATE
+
+
+# --- the shipped model, through the command -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_strings(tmp_path_factory):
+    """A recording of "7215", 2.5 s of silence, then "863" (espeak-ng, held-out voice, in pink noise
+    at 30 dB SNR), and the (start, end) seconds of each string's speech."""
+    from audrey import DIGIT_WORDS
+    from audrey.data.features import cache_root
+    from audrey.data.scenes import render_clips, voice_list
+
+    if not SHIPPED_CTC.exists():
+        pytest.skip(f"needs the shipped {SHIPPED_CTC.name}")
+    voice = voice_list([VOICE])[0]
+    clips = render_clips([(DIGIT_WORDS[int(c)], voice, 150) for c in "7215863"], cache_root() / "strings", RATE)
+    audio, spans = compose(clips, [0.3, 0.2, 0.4, 2.5, 0.25, 0.35], RATE, lead=0.6, tail=1.2)
+    audio = add_noise(audio, 30, np.random.default_rng(0), "pink", speech_rms=0.1)
+    path = tmp_path_factory.mktemp("ctc") / "two.wav"
+    sf.write(str(path), audio, RATE)
+    speech = [(spans[0][0] / RATE, spans[3][1] / RATE), (spans[4][0] / RATE, spans[6][1] / RATE)]
+    return path, len(audio) / RATE, speech
+
+
+def transcribe_json(*args) -> dict:
+    res = CliRunner().invoke(app, ["transcribe", "--json", *map(str, args)])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_ctc_engine_reads_two_strings_with_times_in_the_file(two_strings):
+    path, seconds, speech = two_strings
+    out = transcribe_json("--engine", "ctc", path)
+    assert set(out) == {"file", "seconds", "text", "strings", "rejected"}  # the segments engine's shape
+    assert out["file"] == str(path) and out["seconds"] == pytest.approx(seconds, abs=0.01)
+    assert out["text"] == "7215 863" and [s["string"] for s in out["strings"]] == ["7215", "863"]
+    for string, (a, b) in zip(out["strings"], speech):
+        assert set(string) == {"event", "start", "end", "string", "digits"}
+        assert [set(d) for d in string["digits"]] == [{"digit", "confidence", "start", "end"}] * len(string["string"])
+        times = [t for d in string["digits"] for t in (d["start"], d["end"])]
+        assert times == sorted(times) and a - 0.1 <= times[0] and times[-1] <= b + 0.1  # inside that string's speech
+        assert all(0 < d["confidence"] <= 1 for d in string["digits"])
+        assert string["start"] == string["digits"][0]["start"] and string["end"] == string["digits"][-1]["end"]
+    assert all(0 <= r["start"] <= r["end"] <= seconds and set(r) == {"event", "start", "end", "reason", "best_digit", "confidence"}
+               for r in out["rejected"])
+    text = CliRunner().invoke(app, ["transcribe", "--engine", "ctc", str(path)])
+    assert text.exit_code == 0 and text.stdout.splitlines()[0] == f"{path}\t7215 863"
+
+
+def test_digits_reads_the_whole_recording_as_exactly_n_digits(two_strings):
+    path, seconds, speech = two_strings
+    exact = transcribe_json("--engine", "ctc", "--digits", 7, path)
+    assert exact["text"] == "7215863" and len(exact["strings"]) == 1  # one number across both chunks
+    digits = exact["strings"][0]["digits"]
+    assert all(speech[0][0] - 0.1 <= d["start"] <= speech[0][1] + 0.1 for d in digits[:4])
+    assert all(speech[1][0] - 0.1 <= d["start"] <= speech[1][1] + 0.1 for d in digits[4:])
+    for n in (3, 9):
+        out = transcribe_json("--engine", "ctc", "--digits", n, path)
+        assert len(out["text"]) == n and out["text"].isdigit()
+        starts = [d["start"] for d in out["strings"][0]["digits"]]
+        assert starts == sorted(starts) and 0 <= starts[0] and out["strings"][0]["end"] <= seconds
+
+
+def test_engine_options_are_one_line_errors(two_strings, tmp_path):
+    path = two_strings[0]
+    runner = CliRunner()
+    for args, message in (
+        (["--digits", "10"], "--digits needs --engine ctc"),
+        (["--ctc-model", str(SHIPPED_CTC)], "--ctc-model needs --engine ctc"),
+        (["--engine", "ctc", "--weights", str(tmp_path / "w.safetensors")], "--weights is for --engine segments"),
+        (["--engine", "ctc", "--digits", "0"], "--digits 0: expected a number of digits from 1 to 64"),
+        (["--engine", "sphinx"], "--engine sphinx: expected segments or ctc"),
+    ):
+        res = runner.invoke(app, ["transcribe", *args, str(path)])
+        assert res.exit_code == 2 and message in one_line_error(res.output), (args, res.output)
+
+
+def test_damaged_ctc_model_is_a_one_line_error(two_strings, tmp_path):
+    path = two_strings[0]
+    data = SHIPPED_CTC.read_bytes()
+    cut = tmp_path / "cut.ctc.safetensors"
+    cut.write_bytes(data[: len(data) // 2])
+    flipped = tmp_path / "flipped.ctc.safetensors"
+    flipped.write_bytes(data[:8] + b"{" * 20 + data[28:])
+    for bad in (cut, flipped, tmp_path / "none.safetensors"):
+        res = CliRunner().invoke(app, ["transcribe", "--engine", "ctc", "--ctc-model", str(bad), str(path)])
+        assert res.exit_code == 2 and str(bad) in one_line_error(res.output), res.output
+    starter = SHIPPED_CTC.with_name("starter.safetensors")
+    res = CliRunner().invoke(app, ["transcribe", "--engine", "ctc", "--ctc-model", str(starter), str(path)])
+    assert res.exit_code == 2 and "not an Audrey digit-string model file" in one_line_error(res.output)
