@@ -630,9 +630,11 @@ def plot(res: dict, path: Path) -> None:
     axes[1].set_title("digits printed per minute of non-digit speech (target for names: 1/min)", fontsize=9)
     for v in FIXES:
         t = res[v]["tradeoff"]
-        axes[2].plot([100 * r["words"] for r in t], [100 * r["digits"] for r in t], "o-", ms=3, label=f"{v}, one threshold for all folds")
+        curve = axes[2].plot([100 * r["words"] for r in t], [100 * r["digits"] for r in t], "o-", ms=3,
+                             label=f"{v}, one threshold for all folds")[0]
         f = res[v]["figures"]
-        axes[2].plot([100 * f["words_printing_a_digit"]], [100 * f["digits_accepted_and_right"]], "s", label=f"{v}, chosen per fold")
+        axes[2].plot([100 * f["words_printing_a_digit"]], [100 * f["digits_accepted_and_right"]], "s", ms=8,
+                     color=curve.get_color(), label=f"{v}, thresholds chosen per fold")
     a = res["A"]["figures"]
     axes[2].plot([100 * a["words_printing_a_digit"]], [100 * a["digits_accepted_and_right"]], "^", ms=8, label="A (digits heard)")
     axes[2].axvline(2, color="grey", lw=0.8, ls="--")
