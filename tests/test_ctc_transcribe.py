@@ -266,3 +266,25 @@ def test_listen_engine_options_are_one_line_errors(tmp_path):
     ):
         res = runner.invoke(app, ["listen", *args])
         assert res.exit_code == 2 and message in one_line_error(res.output), (args, res.output)
+
+
+def test_listen_status_line_reads_the_ctc_stream(two_strings):
+    """The status line's level, floor, speech and open string come from CTCStream as from DigitStream:
+    with --digits, the open string is the digits heard of a number not complete yet."""
+    from audrey.live.ctc_transcribe import CTCStream
+    from audrey.live.listen import Status
+    from audrey.models.ctc_file import load_ctc
+
+    path, _, speech = two_strings
+    audio, rate = sf.read(str(path), dtype="float32")
+    stream = CTCStream(load_ctc(SHIPPED_CTC), rate, digits=7)
+    status = Status("file", rate, stream)
+    mid_word = int((speech[0][0] + 0.1) * rate)
+    for i in range(0, mid_word, 320):
+        assert stream.feed(audio[i : i + 320]) == []
+    assert stream.in_speech and stream.level_db > stream.floor_db + 10 and stream.partial == ""
+    assert "hearing speech" in status.render().plain
+    pause = int((speech[1][0] - 0.2) * rate)
+    for i in range(mid_word, pause, 320):
+        assert stream.feed(audio[i : i + 320]) == []  # "7215" closed: 4 of 7 digits heard
+    assert stream.partial == "7215" and "7 2 1 5 …" in status.render().plain and not stream.in_speech

@@ -1,4 +1,4 @@
-"""`audrey listen`: digits from the microphone, printed as soon as each one ends.
+"""`audrey listen`: digits from the microphone, printed as soon as each one (--engine ctc: each string) ends.
 
 The sounddevice callback only copies each 20 ms block into MicStream's bounded queue; this loop reads
 the blocks and feeds them to the stream `audrey transcribe` runs over files with the same engine:
@@ -9,7 +9,7 @@ has passed). The device and its sample rate are the system's defaults unless --d
 otherwise; audio is resampled to the model's rate.
 
 Output on stdout, one line per event, flushed at once:
-  text:    "4  (0.98)" per digit (--engine segments: the engine ctc's digits come with their string),
+  text:    "4  (0.98)" per digit (--engine segments only: with ctc a string's digits all come with it),
            "not a digit  (why)" per rejected sound (unless hidden), "→ 427" when a string closes;
   --json:  one JSON object per event: {"event": "listening", ...} once the input delivers audio, then
            digit / rejected / string events (audrey.live.stream.Event.to_dict), {"event": "stopped"} at the end,
@@ -34,10 +34,9 @@ from audrey.console import err, warn
 from audrey.errors import AudreyError
 from audrey.audio.mic import STALL_SECONDS, MicStream, StopOnSignal, StreamEnded, resolve_device
 from audrey.live.stream import STRING_GAP_SECONDS, DigitStream, Event
-
-ENGINES = ("segments", "ctc")
 from audrey.strict_json import json_text
 
+ENGINES = ("segments", "ctc")
 STATUS_PER_SECOND = 4
 METER_DB = (-70.0, 0.0)
 METER_WIDTH = 24
