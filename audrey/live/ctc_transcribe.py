@@ -24,8 +24,10 @@ heard it (CTC fires on a short stretch inside the word), absolute in the file.
 
 `CTCStream` is the whole engine, block by block: `transcribe` feeds it a file (stream.feed_file),
 `listen --engine ctc` the microphone (audrey.live.listen), so both print the same strings for the
-same audio. Live, a string comes when its chunk closes: `string_gap` after its last word, plus the
-time one model pass over the chunk takes.
+same audio. The one difference is where the noise floor starts: a file primes it from its beginning
+(stream.feed_file), the microphone learns it from the room, so a recording that starts mid-word may
+be cut differently at its very start. Live, a string comes when its chunk closes: `string_gap`
+after its last word, plus the time one model pass over the chunk takes.
 """
 
 from __future__ import annotations
