@@ -469,11 +469,15 @@ def listen_cmd(
     calibration: Optional[Path] = typer.Option(None, help="Rejection calibration (default: <model>.reject.safetensors beside the model)"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="Personal weights for the model (`audrey personalize`)"),
     observe: bool = typer.Option(False, "--observe", help="Per utterance: which layers' digit probes already read it (logit lens) and an OOD score (needs <model>.probes/.ood.safetensors)"),
+    engine: str = typer.Option("segments", "--engine", help="segments: each digit as soon as it ends (the classifier and its rejection); ctc: the digit-string model reads each stretch between --string-gap pauses whole, as `transcribe --engine ctc` does, and prints its string once the pause has passed"),
+    digits: Optional[int] = typer.Option(None, "--digits", help="--engine ctc: read each number as exactly this many digits, printed once that many are heard (a phone number said in groups: --digits 10)"),
+    ctc_model: Optional[Path] = typer.Option(None, "--ctc-model", help="--engine ctc: digit-string model file (default: the bundled models/digits.ctc.safetensors)"),
 ):
     """Recognise digits live from the microphone; digits said in one breath are grouped into a string."""
     from audrey.live.listen import listen
 
-    listen(model_path(model), device, rate, as_json, rejected, string_gap, calibration, weights, observe)
+    listen(model_path(model) if engine != "ctc" else model, device, rate, as_json, rejected, string_gap, calibration,
+           weights, observe, engine, digits, ctc_model)
 
 
 @app.command("transcribe")
@@ -481,7 +485,7 @@ def listen_cmd(
 def transcribe_cmd(
     files: List[Path] = typer.Argument(..., help="Recordings of any length"),
     engine: str = typer.Option("segments", "--engine", help="segments: one digit per stretch of speech between pauses (the classifier and its rejection, as `listen`); ctc: the digit-string model reads each stretch between --string-gap pauses whole"),
-    digits: Optional[int] = typer.Option(None, "--digits", help="--engine ctc: read the whole recording as exactly this many digits (a phone number said in groups: --digits 10)"),
+    digits: Optional[int] = typer.Option(None, "--digits", help="--engine ctc: read each number as exactly this many digits, the groups gathered until that many are heard (a phone number said in groups: --digits 10)"),
     ctc_model: Optional[Path] = typer.Option(None, "--ctc-model", help="--engine ctc: digit-string model file (default: the bundled models/digits.ctc.safetensors)"),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),

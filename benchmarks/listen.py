@@ -1,9 +1,13 @@
 """`audrey listen` / `audrey transcribe`: latency, string accuracy, false accepts, CPU, memory, speed.
 
     /tmp/venv/bin/python benchmarks/listen.py [--model models/starter.safetensors] [--strings 30]
+    /tmp/venv/bin/python benchmarks/listen.py --engine ctc [--ctc-model models/digits.ctc.safetensors]
 
 Needs espeak-ng and, for the live figures, PulseAudio (../shared/tools/vmic-up is run first). The
-model needs its rejection calibration beside it (`audrey calibrate --model ...`).
+model needs its rejection calibration beside it (`audrey calibrate --model ...`). `--engine ctc`
+measures `listen --engine ctc` (the digit-string model, audrey.live.ctc_transcribe.CTCStream)
+instead: the same figures through that stream, with the latency per string (its line comes once
+the --string-gap pause has passed: reported also less that pause), and no classifier call times.
 
 Material: espeak-ng voices that neither the model (`--synth N` uses the first N), nor the rejection's
 detector, nor its calibration heard (scenes.HELD_OUT_VOICES), saying strings of 3-7 random digits with
@@ -15,6 +19,7 @@ calibration list) and synthetic noise bursts from a seed no calibration used.
    moment paplay returns (its drain completes when the sink has played everything) minus the audio
    after that digit; the latency is from there to the digit's JSON line arriving on the pipe. Also
    reported: the listener's own figure (from the capture of the block holding the end of speech).
+   Per string: from the end of its last digit to its string line (both engines wait for the pause).
 2. Exact-string accuracy: the strings `listen` printed for that track (clean, live), and offline with
    `transcribe`'s pipeline on more strings, clean and with pink noise at 10 dB SNR. The noise is one
    steady level for the whole track, as in a room: 10 dB below the strings' mean level, so the
@@ -22,9 +27,9 @@ calibration list) and synthetic noise bursts from a seed no calibration used.
 3. False accepts: the share of non-digit words (clean, and at 10-30 dB SNR) and noise bursts that
    produce any digit event.
 4. CPU while listening to silence: the listener process's utime+stime over 30 s (/proc/PID/stat).
-5. Memory over a 30-minute stream, fed through DigitStream faster than real time: RSS every minute.
+5. Memory over a 30-minute stream, fed through the engine's stream faster than real time: RSS every minute.
 6. Transcribe speed: seconds of audio per second of compute, for a 10-minute recording.
-Results go to benchmarks/results/listen.json.
+Results go to benchmarks/results/listen.json (--engine ctc: listen_ctc.json).
 """
 
 from __future__ import annotations
@@ -110,8 +115,9 @@ def write(path: Path, audio: np.ndarray) -> Path:
 
 
 class Listener:
-    def __init__(self, model: Path):
-        self.proc = subprocess.Popen(CLI + ["listen", "--json", "--model", str(model)], stdout=subprocess.PIPE,
+    def __init__(self, options: list[str]):
+        """`options`: the engine's, e.g. ["--model", path] or ["--engine", "ctc"]."""
+        self.proc = subprocess.Popen(CLI + ["listen", "--json", *options], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, bufsize=1)
         self.events: list[dict] = []
         self.q: queue.Queue = queue.Queue()
@@ -151,10 +157,13 @@ def play(path: Path) -> float:
     return time.monotonic()
 
 
-def live_run(model: Path, strings: list[dict], tmp: Path) -> dict:
+def live_run(options: list[str], strings: list[dict], tmp: Path, string_gap: float = 0.9) -> dict:
+    """Per digit for the segments engine (its digit lines come as each digit ends); per string for
+    both (the ctc engine's digits come with their string)."""
     audio, ends = track(strings)
+    string_ends = np.cumsum([len(s["spans"]) for s in strings]) - 1  # index in `ends` of each string's last digit
     path = write(tmp / "live.wav", audio)
-    lis = Listener(model)
+    lis = Listener(options)
     try:
         hello = lis.wait_for("listening")
         time.sleep(1.0)
@@ -165,23 +174,35 @@ def live_run(model: Path, strings: list[dict], tmp: Path) -> dict:
         if lis.proc.poll() is None:
             lis.proc.kill()
     t_end = [t_done - (len(audio) - e) / RATE for e in ends]
-    results = [e for e in lis.events if e["event"] in ("digit", "rejected")]
+    printed = [e["string"] for e in lis.events if e["event"] == "string"]
+    truth = [s["digits"] for s in strings]
+    out = {"device": hello["device"], "rate": hello["rate"], "engine": hello.get("engine", "segments")}
+    if out["engine"] == "segments":
+        lat, internal, missed = first_events(lis.events, ("digit", "rejected"), t_end, 1.0)
+        out.update(digits=len(ends), matched=len(lat), missed=missed, latency_ms=pct(lat), latency_in_process_ms=pct(internal))
+    lat, internal, missed = first_events(lis.events, ("string",), [t_end[i] for i in string_ends], string_gap + 1.5)
+    out.update(strings=len(truth), strings_printed=len(printed), strings_matched=len(lat), strings_missed=missed,
+               string_latency_ms=pct(lat), string_latency_after_pause_ms=pct([x - string_gap for x in lat]),
+               string_latency_in_process_ms=pct(internal),
+               string_accuracy=string_accuracy(printed, truth), examples=list(zip(truth, printed))[:8])
+    return out
+
+
+def first_events(events: list[dict], kinds: tuple, t_end: list[float], within: float) -> tuple[list, list, int]:
+    """For each moment in `t_end`: the first event of `kinds` after it (within `within` s, before the
+    next moment); its delay, the listener's own latency figure, and how many moments had none."""
+    results = [e for e in events if e["event"] in kinds]
     lat, internal, missed = [], [], 0
     for i, t in enumerate(t_end):
         nxt = t_end[i + 1] if i + 1 < len(t_end) else np.inf
-        ev = next((e for e in results if t - 0.05 < e["_t"] < min(t + 1.0, nxt)), None)
+        ev = next((e for e in results if t - 0.05 < e["_t"] < min(t + within, nxt)), None)
         if ev is None:
             missed += 1
             continue
         lat.append(ev["_t"] - t)
         if "latency_ms" in ev:
             internal.append(ev["latency_ms"] / 1000)
-    printed = [e["string"] for e in lis.events if e["event"] == "string"]
-    truth = [s["digits"] for s in strings]
-    return {"device": hello["device"], "rate": hello["rate"], "digits": len(ends), "matched": len(lat), "missed": missed,
-            "latency_ms": pct(lat), "latency_in_process_ms": pct(internal),
-            "strings": len(truth), "strings_printed": len(printed),
-            "string_accuracy": string_accuracy(printed, truth), "examples": list(zip(truth, printed))[:8]}
+    return lat, internal, missed
 
 
 def pct(xs) -> dict:
@@ -200,8 +221,8 @@ def string_accuracy(printed: list[str], truth: list[str]) -> float:
     return round(sum(b.size for b in sm.get_matching_blocks()) / max(1, len(truth)), 4)
 
 
-def cpu_on_silence(model: Path, seconds: float = 30.0) -> dict:
-    lis = Listener(model)
+def cpu_on_silence(options: list[str], seconds: float = 30.0) -> dict:
+    lis = Listener(options)
     try:
         lis.wait_for("listening")
         time.sleep(3.0)
@@ -220,11 +241,47 @@ def cpu_on_silence(model: Path, seconds: float = 30.0) -> dict:
 # --- offline --------------------------------------------------------------------------------------
 
 
-def offline_accuracy(judge, strings: list[dict], noise_snr: float | None, seed: int) -> dict:
-    from audrey.live.stream import DigitStream
+class Engine:
+    """The stream `listen` and `transcribe` run for one engine, and the `listen` options that pick it."""
 
+    def __init__(self, name: str, model: Path, ctc_model: Path | None):
+        self.name = name
+        if name == "ctc":
+            from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
+
+            self.model = Path(ctc_model or SHIPPED_CTC)
+            self.bundle = load_ctc(self.model)
+            self.options = ["--engine", "ctc"] + (["--ctc-model", str(self.model)] if ctc_model else [])
+            self.judge = None
+        else:
+            from audrey.live.judge import Judge
+
+            self.model = model
+            self.judge = Judge.from_file(model, need_calibration=True)
+            self.options = ["--model", str(model)]
+
+    def stream(self):
+        if self.judge is None:
+            from audrey.live.ctc_transcribe import CTCStream
+
+            return CTCStream(self.bundle, RATE)
+        from audrey.live.stream import DigitStream
+
+        return DigitStream(self.judge, RATE)
+
+    def transcribe(self, path: Path):
+        if self.judge is None:
+            from audrey.live.ctc_transcribe import transcribe_ctc
+
+            return transcribe_ctc(path, self.bundle)
+        from audrey.live.stream import transcribe_file
+
+        return transcribe_file(path, self.judge)
+
+
+def offline_accuracy(engine: Engine, strings: list[dict], noise_snr: float | None, seed: int) -> dict:
     audio, _ = track(strings, noise_snr=noise_snr, seed=seed)
-    stream = DigitStream(judge, RATE)
+    stream = engine.stream()
     events = []
     for i in range(0, len(audio), 320):
         events += stream.feed(audio[i : i + 320])
@@ -239,16 +296,15 @@ def offline_accuracy(judge, strings: list[dict], noise_snr: float | None, seed: 
             "rejected_events": sum(e.kind == "rejected" for e in events), "some_errors": wrong}
 
 
-def false_accepts(judge, seed: int = 2) -> dict:
+def false_accepts(engine: Engine, seed: int = 2) -> dict:
     from audrey.data.scenes import HELD_OUT_VOICES, scenes_for
     from audrey.data.wordlist import HELD_OUT_WORDS
-    from audrey.live.stream import DigitStream
 
     scenes = [s for s in scenes_for(RATE, HELD_OUT_VOICES, HELD_OUT_WORDS, speeds=(150,), bursts=400, seed=seed)
               if s.kind != "digit"]
     by: dict[str, list[bool]] = {}
     for sc in scenes:
-        stream = DigitStream(judge, RATE)
+        stream = engine.stream()
         events = stream.feed(sc.audio) + stream.flush()
         key = sc.kind if sc.kind == "noise" else ("word" if sc.snr is None else "noisy word")
         by.setdefault(key, []).append(any(e.kind == "digit" for e in events))
@@ -262,14 +318,13 @@ def rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def memory_30_minutes(judge, strings: list[dict], minutes: int = 30, seed: int = 3) -> dict:
+def memory_30_minutes(engine: Engine, strings: list[dict], minutes: int = 30, seed: int = 3) -> dict:
     """A 30-minute stream (digit strings, words, noise bursts, long silences over a steady -60 dBFS
-    hiss) fed in 20 ms blocks through one DigitStream, as fast as it goes; RSS every simulated minute."""
+    hiss) fed in 20 ms blocks through one stream of the engine, as fast as it goes; RSS every simulated minute."""
     from audrey.data.noise import noise_burst
-    from audrey.live.stream import DigitStream
 
     rng = np.random.default_rng(seed)
-    stream = DigitStream(judge, RATE)
+    stream = engine.stream()
     block = RATE // 50
     per_minute = 60 * RATE
     rss, counts = [], {"digit": 0, "rejected": 0, "string": 0}
@@ -301,9 +356,7 @@ def memory_30_minutes(judge, strings: list[dict], minutes: int = 30, seed: int =
             "events": counts}
 
 
-def transcribe_speed(judge, strings: list[dict], tmp: Path, minutes: float = 10.0) -> dict:
-    from audrey.live.stream import transcribe_file
-
+def transcribe_speed(engine: Engine, strings: list[dict], tmp: Path, minutes: float = 10.0) -> dict:
     rng = np.random.default_rng(4)
     parts, total = [], 0
     while total < minutes * 60 * RATE:
@@ -315,8 +368,13 @@ def transcribe_speed(judge, strings: list[dict], tmp: Path, minutes: float = 10.
 
     path = write(tmp / "long.wav", add_noise(audio, 25, rng, "pink", 0.1, RATE))
     t0 = time.perf_counter()
-    t = transcribe_file(path, judge)
+    t = engine.transcribe(path)
     elapsed = time.perf_counter() - t0
+    out = {"audio_seconds": round(t.seconds, 1), "compute_seconds": round(elapsed, 2),
+           "x_real_time": round(t.seconds / elapsed, 1), "strings": len(t.strings)}
+    if engine.judge is None:
+        return out
+    judge = engine.judge
     seg = [np.zeros(int(0.5 * RATE), np.float32) + 0.01 * rng.standard_normal(int(0.5 * RATE)).astype(np.float32)]
     from audrey.audio.waveform import resample
 
@@ -326,27 +384,31 @@ def transcribe_speed(judge, strings: list[dict], tmp: Path, minutes: float = 10.
         a = time.perf_counter()
         judge.judge(w, [0.4])
         times.append(time.perf_counter() - a)
-    return {"audio_seconds": round(t.seconds, 1), "compute_seconds": round(elapsed, 2),
-            "x_real_time": round(t.seconds / elapsed, 1), "strings": len(t.strings),
-            "classifier_call_ms": pct(times)}
+    return {**out, "classifier_call_ms": pct(times)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=REPO / "models" / "starter.safetensors")
+    ap.add_argument("--engine", choices=("segments", "ctc"), default="segments")
+    ap.add_argument("--model", type=Path, default=REPO / "models" / "starter.safetensors", help="--engine segments")
+    ap.add_argument("--ctc-model", type=Path, help="--engine ctc (default: the bundled digits.ctc.safetensors)")
     ap.add_argument("--strings", type=int, default=30, help="strings played live (>= 100 digits at 30)")
     ap.add_argument("--offline-strings", type=int, default=150)
     ap.add_argument("--no-live", action="store_true", help="skip the virtual-microphone figures")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "listen.json")
+    ap.add_argument("--offline", nargs="*", metavar="PART", help="only these offline parts (default: all; none: --offline alone): "
+                    "accuracy_clean accuracy_10db false_accepts memory_30_minutes transcribe_speed")
+    ap.add_argument("--out", type=Path, help="default: benchmarks/results/listen.json (--engine ctc: listen_ctc.json)")
     args = ap.parse_args()
     import torch
 
     from audrey.data.scenes import HELD_OUT_VOICES
-    from audrey.live.judge import Judge
 
     torch.set_num_threads(1)
-    judge = Judge.from_file(args.model, need_calibration=True)
-    results: dict = {"model": str(args.model), "rejection": judge.calibration.report}
+    engine = Engine(args.engine, args.model, args.ctc_model)
+    out_path = args.out or REPO / "benchmarks" / "results" / ("listen.json" if args.engine == "segments" else "listen_ctc.json")
+    results: dict = {"engine": engine.name, "model": str(engine.model)}
+    if engine.judge is not None:
+        results["rejection"] = engine.judge.calibration.report
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         from audrey.data.scenes import material_root
@@ -355,7 +417,9 @@ def main() -> None:
         live_strings = make_strings(clips, args.strings, seed=10)
         offline_strings = make_strings(clips, args.offline_strings, seed=11)
 
-        def step(name, fn):
+        def step(name, fn, offline=True):
+            if offline and args.offline is not None and name not in args.offline:
+                return
             t = time.perf_counter()
             results[name] = fn()
             print(f"{name} ({time.perf_counter() - t:.0f} s): {json.dumps(results[name])}", flush=True)
@@ -364,16 +428,16 @@ def main() -> None:
             up = subprocess.run([str(VMIC_UP)], capture_output=True, text=True)
             if up.returncode != 0:
                 sys.exit(f"virtual microphone did not start: {up.stderr.strip()}")
-            step("live", lambda: live_run(args.model, live_strings, tmp))
-            step("cpu_on_silence", lambda: cpu_on_silence(args.model))
-        step("accuracy_clean", lambda: offline_accuracy(judge, offline_strings, None, 0))
-        step("accuracy_10db", lambda: offline_accuracy(judge, offline_strings, 10.0, 1))
-        step("false_accepts", lambda: false_accepts(judge))
-        step("memory_30_minutes", lambda: memory_30_minutes(judge, offline_strings))
-        step("transcribe_speed", lambda: transcribe_speed(judge, offline_strings, tmp))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"written to {args.out}")
+            step("live", lambda: live_run(engine.options, live_strings, tmp), offline=False)
+            step("cpu_on_silence", lambda: cpu_on_silence(engine.options), offline=False)
+        step("accuracy_clean", lambda: offline_accuracy(engine, offline_strings, None, 0))
+        step("accuracy_10db", lambda: offline_accuracy(engine, offline_strings, 10.0, 1))
+        step("false_accepts", lambda: false_accepts(engine))
+        step("memory_30_minutes", lambda: memory_30_minutes(engine, offline_strings))
+        step("transcribe_speed", lambda: transcribe_speed(engine, offline_strings, tmp))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"written to {out_path}")
 
 
 if __name__ == "__main__":

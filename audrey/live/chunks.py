@@ -32,6 +32,7 @@ class Chunk:
     start: int  # first sample, counted from the first sample fed
     audio: np.ndarray  # float32
     rate: int
+    speech_end: int  # one past its last sample of speech (before the context after it): live latency counts from here
 
     @property
     def end(self) -> int:
@@ -104,7 +105,7 @@ class Chunker:
         if self._start is None:
             return []
         end = min(self._last_end + self.context, limit, self.fed)
-        chunk = self._take(self._start, end)
+        chunk = self._take(self._start, end, min(self._last_end, end))
         self._start = None
         return [chunk]
 
@@ -112,13 +113,13 @@ class Chunker:
         """The open chunk, cut at the quietest point of its second half; the rest stays open."""
         half = self._start + self.max_samples // 2
         cut = half + quietest_point(self._buf[half - self._buf_start : self.fed - self._buf_start], self.rate)
-        chunk = self._take(self._start, cut)
+        chunk = self._take(self._start, cut, cut)
         self._start = cut
         return chunk
 
-    def _take(self, start: int, end: int) -> Chunk:
+    def _take(self, start: int, end: int, speech_end: int) -> Chunk:
         self._prev_end = end
-        return Chunk(start, self._buf[start - self._buf_start : end - self._buf_start].copy(), self.rate)
+        return Chunk(start, self._buf[start - self._buf_start : end - self._buf_start].copy(), self.rate, speech_end)
 
     def _trim(self) -> None:
         first = self._start if self._start is not None else max(self.fed - self.keep, self._prev_end)

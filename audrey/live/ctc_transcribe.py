@@ -10,18 +10,29 @@ a word at the very edge of its input badly, and a recording may start or end clo
 as rejected, like the segments engine's "not a digit".
 
 With `digits` (a number of known length: `--digits 10` for a phone number said in groups), the
-whole recording is decoded as exactly that many digits: CTC's length-constrained decoding
-(ctc_decode.constrained) over the speech chunks' log-probabilities laid end to end, one blank frame
-between chunks so a digit ending one chunk and the same digit starting the next stay two digits.
-The result is one string.
+chunks are gathered until their best-path reading holds that many digits (or the input ends), and
+then read as exactly that many: CTC's length-constrained decoding (ctc_decode.constrained) over the
+gathered chunks' log-probabilities laid end to end, one blank frame between chunks so a digit
+ending one chunk and the same digit starting the next stay two digits. One number is one string,
+printed as soon as the chunk that completes it closes; a recording that holds several numbers
+gives several. A chunk in which no digit is heard starts no number (a cough before or after one
+is listed as rejected, not read as digits); inside a number it is gathered too.
 
 Out comes an audrey.live.stream.Transcript of the same Events the segments engine gives, so the
 JSON (and every script reading it) is the same. A digit's times are the frames where the model
 heard it (CTC fires on a short stretch inside the word), absolute in the file.
+
+`CTCStream` is the whole engine, block by block: `transcribe` feeds it a file (stream.feed_file),
+`listen --engine ctc` the microphone (audrey.live.listen), so both print the same strings for the
+same audio. The one difference is where the noise floor starts: a file primes it from its beginning
+(stream.feed_file), the microphone learns it from the room, so a recording that starts mid-word may
+be cut differently at its very start. Live, a string comes when its chunk closes: `string_gap`
+after its last word, plus the time one model pass over the chunk takes.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +43,7 @@ from audrey.errors import AudreyError
 from audrey.live.chunks import Chunk, Chunker
 from audrey.live.stream import STRING_GAP_SECONDS, Event, Transcript, feed_file
 from audrey.models.ctc import BLANK, OTHER, digit_token
-from audrey.models.ctc_decode import MAX_DIGITS, Token, constrained, greedy
+from audrey.models.ctc_decode import MAX_DIGITS, Token, constrained, digits_of, greedy
 from audrey.models.ctc_file import CTCBundle
 
 SEPARATOR_LOG_PROB = -1e4  # a frame between chunks: blank, nothing else
@@ -95,8 +106,9 @@ def string_events(heard: list[Heard], frame_seconds: float) -> list[Event]:
 
 
 class CTCStream:
-    """Feed blocks with `feed()` (any size, at `rate`); `flush()` at the end. Both return events
-    (with `digits`, all of them at `flush()`: the length constraint spans the whole recording)."""
+    """Feed blocks with `feed()` (any size, at `rate`); `flush()` at the end. Both return events: a
+    closed chunk's digit and rejected events and its string (with `digits`, a number's, once it is
+    complete: see the module)."""
 
     def __init__(self, bundle: CTCBundle, rate: int, string_gap: float = STRING_GAP_SECONDS,
                  initial_floor_db: float | None = None, digits: int | None = None):
@@ -107,42 +119,81 @@ class CTCStream:
         self.frame_seconds = bundle.frame_seconds
         self.chunker = Chunker(self.rate, string_gap, initial_floor_db)
         self.pad = np.zeros(int(round(PAD_SECONDS * self.rate)), np.float32)
-        self.decoded: list[Decoded] = []  # with `digits`: every chunk so far
+        self.gathered: list[Decoded] = []  # with `digits`: the chunks of the number being read
+        self.heard = ""  # their best-path digits: the number is read once this many are heard
 
-    def feed(self, block: np.ndarray) -> list[Event]:
-        return self._chunks(self.chunker.feed(block))
+    # what `listen`'s status line shows
+    @property
+    def fed(self) -> int:
+        return self.chunker.fed
+
+    @property
+    def level_db(self) -> float:
+        return self.chunker.segmenter.level_db
+
+    @property
+    def floor_db(self) -> float:
+        floor = self.chunker.segmenter.floor_db
+        return floor if floor is not None else -90.0
+
+    @property
+    def in_speech(self) -> bool:
+        return self.chunker.segmenter.in_speech
+
+    @property
+    def partial(self) -> str:
+        """The digits heard so far of a number not complete yet (with `digits`); else "": an open
+        chunk is read only when it closes."""
+        return self.heard
+
+    def feed(self, block: np.ndarray, captured: float | None = None) -> list[Event]:
+        """`captured`: time.monotonic() when the block's last sample was captured (live input);
+        the events then carry their latency from the capture of their chunk's last speech."""
+        return self._chunks(self.chunker.feed(block), captured)
 
     def flush(self) -> list[Event]:
-        events = self._chunks(self.chunker.flush())
-        return events + (self._constrained() if self.digits is not None else [])
+        return self._chunks(self.chunker.flush(), None) + self._number()
 
     def _decode(self, chunk: Chunk) -> Decoded:
-        lp = self.bundle.log_probs(np.concatenate([self.pad, chunk.audio, self.pad]), self.rate).numpy()
+        with torch.inference_mode():
+            lp = self.bundle.log_probs(np.concatenate([self.pad, chunk.audio, self.pad]), self.rate).numpy()
         return Decoded(lp, (chunk.start - len(self.pad)) / self.rate, chunk.start / self.rate, chunk.end / self.rate)
 
-    def _chunks(self, chunks: list[Chunk]) -> list[Event]:
-        events = []
+    def _chunks(self, chunks: list[Chunk], captured: float | None) -> list[Event]:
+        out = []
         fs = self.frame_seconds
         for chunk in chunks:
             d = self._decode(chunk)
-            if self.digits is not None:
-                self.decoded.append(d)
-                continue
-            events += string_events([Heard(t, d, round(t.start / fs), round(t.end / fs)) for t in greedy(d.lp, fs)], fs)
-        return events
+            tokens = greedy(d.lp, fs)
+            heard = [Heard(t, d, round(t.start / fs), round(t.end / fs)) for t in tokens]
+            if self.digits is None:
+                events = string_events(heard, fs)
+            elif not self.gathered and not digits_of(tokens):  # no number begins with a chunk of no digit
+                events = string_events(heard, fs)
+            else:
+                self.gathered.append(d)
+                self.heard += digits_of(tokens)
+                events = self._number() if len(self.heard) >= self.digits else []
+            if captured is not None:
+                latency = time.monotonic() - (captured - (self.chunker.fed - chunk.speech_end) / self.rate)
+                for e in events:
+                    e.latency = latency
+            out += events
+        return out
 
-    def _constrained(self) -> list[Event]:
-        """Exactly `digits` digits over every chunk's log-probabilities, end to end."""
-        if not self.decoded:
+    def _number(self) -> list[Event]:
+        """Exactly `digits` digits over the gathered chunks' log-probabilities, end to end."""
+        if not self.gathered:
             return []
+        decoded, self.gathered, self.heard = self.gathered, [], ""
         fs = self.frame_seconds
-        separator = np.full((1, self.decoded[0].lp.shape[1]), SEPARATOR_LOG_PROB)
+        separator = np.full((1, decoded[0].lp.shape[1]), SEPARATOR_LOG_PROB)
         separator[0, BLANK] = 0.0
         parts, owner = [], []  # owner[f]: (chunk, frame in the chunk) of frame f of the whole
-        for i, d in enumerate(self.decoded):
+        for i, d in enumerate(decoded):
             if i:
                 parts.append(separator)
-                owner.append((self.decoded[i - 1], len(self.decoded[i - 1].lp)))
+                owner.append((decoded[i - 1], len(decoded[i - 1].lp)))
             parts.append(d.lp)
             owner += [(d, f) for f in range(len(d.lp))]
         heard = []
@@ -157,5 +208,4 @@ def transcribe_ctc(path: Path, bundle: CTCBundle, string_gap: float = STRING_GAP
                    digits: int | None = None, block_seconds: float = 1.0) -> Transcript:
     """Every digit string in a recording of any length, read by the digit-string model (see the module)."""
     check_digits(digits)
-    with torch.inference_mode():
-        return feed_file(path, lambda rate, floor: CTCStream(bundle, rate, string_gap, floor, digits), block_seconds)
+    return feed_file(path, lambda rate, floor: CTCStream(bundle, rate, string_gap, floor, digits), block_seconds)

@@ -1,14 +1,16 @@
-"""`audrey listen`: digits from the microphone, printed as soon as each one ends.
+"""`audrey listen`: digits from the microphone, printed as soon as each one (--engine ctc: each string) ends.
 
 The sounddevice callback only copies each 20 ms block into MicStream's bounded queue; this loop reads
-the blocks and feeds them to `DigitStream` (audrey.live.stream), the pipeline `audrey transcribe` runs over
-files: one segmenter, one classifier call with its rejection. The device and its sample rate are
-the system's defaults unless --device / --rate say otherwise; segments are resampled to the model's
-rate.
+the blocks and feeds them to the stream `audrey transcribe` runs over files with the same engine:
+`DigitStream` (audrey.live.stream; --engine segments: one segmenter, one classifier call with its
+rejection per word) or `CTCStream` (audrey.live.ctc_transcribe; --engine ctc: the digit-string model
+reads each stretch of speech between --string-gap pauses whole, so its string comes once the pause
+has passed). The device and its sample rate are the system's defaults unless --device / --rate say
+otherwise; audio is resampled to the model's rate.
 
 Output on stdout, one line per event, flushed at once:
-  text:    "4  (0.98)" per digit, "not a digit  (why)" per rejected sound (unless hidden),
-           "→ 427" when a string closes;
+  text:    "4  (0.98)" per digit (--engine segments only: with ctc a string's digits all come with it),
+           "not a digit  (why)" per rejected sound (unless hidden), "→ 427" when a string closes;
   --json:  one JSON object per event: {"event": "listening", ...} once the input delivers audio, then
            digit / rejected / string events (audrey.live.stream.Event.to_dict), {"event": "stopped"} at the end,
            also when an error ends it (a lost device: "error" holds the message, the exit status is not 0).
@@ -34,6 +36,7 @@ from audrey.audio.mic import STALL_SECONDS, MicStream, StopOnSignal, StreamEnded
 from audrey.live.stream import STRING_GAP_SECONDS, DigitStream, Event
 from audrey.strict_json import json_text
 
+ENGINES = ("segments", "ctc")
 STATUS_PER_SECOND = 4
 METER_DB = (-70.0, 0.0)
 METER_WIDTH = 24
@@ -54,8 +57,9 @@ class ListenResult:
 class Printer:
     """Events to stdout (text or JSON lines), flushed per line."""
 
-    def __init__(self, out: TextIO | None, as_json: bool, show_rejected: bool):
-        self._out, self.as_json, self.show_rejected = out, as_json, show_rejected
+    def __init__(self, out: TextIO | None, as_json: bool, show_rejected: bool, digit_lines: bool = True):
+        """`digit_lines`: a text line per digit (the segments engine, which hears them one by one)."""
+        self._out, self.as_json, self.show_rejected, self.digit_lines = out, as_json, show_rejected, digit_lines
 
     @property
     def out(self) -> TextIO:
@@ -75,7 +79,8 @@ class Printer:
         if self.as_json:
             self.line(json_text(e.to_dict()))
         elif e.kind == "digit":
-            self.line(f"{e.digit}  ({e.confidence:.2f})")
+            if self.digit_lines:
+                self.line(f"{e.digit}  ({e.confidence:.2f})")
         elif e.kind == "rejected":
             self.line(f"not a digit  ({e.reason})")
         else:
@@ -93,7 +98,8 @@ class Printer:
 class Status:
     """The live status line on stderr (only on a terminal): listening, level meter, open string."""
 
-    def __init__(self, device: str, rate: int, pipeline: DigitStream):
+    def __init__(self, device: str, rate: int, pipeline):
+        """`pipeline`: a DigitStream or CTCStream (level_db, floor_db, in_speech, partial)."""
         self.device, self.rate, self.pipeline = device, rate, pipeline
         self.dropped = 0
         self.live = None
@@ -134,7 +140,7 @@ class Status:
 
 
 def listen(
-    model: Path,
+    model: Path | None = None,
     device: str | int | None = None,
     rate: int | None = None,
     as_json: bool = False,
@@ -143,32 +149,66 @@ def listen(
     calibration: Path | None = None,
     weights: Path | None = None,
     observe: bool = False,
+    engine: str = "segments",
+    digits: int | None = None,
+    ctc_model: Path | None = None,
     stream=None,
     out: TextIO | None = None,
 ) -> ListenResult:
-    """Listen until Ctrl-C / SIGTERM (or until a file-backed `stream` ends); see the module docstring."""
+    """Listen until Ctrl-C / SIGTERM (or until a file-backed `stream` ends); see the module docstring.
+    `model`, `calibration`, `weights`, `observe`: --engine segments;
+    `digits`, `ctc_model` (default: the bundled digit-string model): --engine ctc."""
     import torch
 
-    from audrey.live.judge import Judge
-
+    if engine not in ENGINES:
+        raise AudreyError(f"--engine {engine}: expected segments or ctc")
     if rate is not None and not 8000 <= rate <= 192000:
         raise AudreyError(f"--rate {rate}: expected a sample rate between 8000 and 192000 Hz")
     if string_gap <= 0:
         raise AudreyError(f"--string-gap {string_gap}: must be more than 0 seconds")
+    if engine == "ctc":
+        from audrey.live.ctc_transcribe import check_digits
+
+        for name, value in (("--model", model), ("--calibration", calibration), ("--weights", weights),
+                            ("--observe", observe or None)):
+            if value is not None:
+                raise AudreyError(f"{name} is for --engine segments (the digit classifier); --engine ctc reads with --ctc-model")
+        check_digits(digits)
+    else:
+        for name, value in (("--digits", digits), ("--ctc-model", ctc_model)):
+            if value is not None:
+                raise AudreyError(f"{name} needs --engine ctc: the segments engine reads one digit per stretch of speech "
+                                  "and cannot hold a string to a number of digits")
+        if model is None:
+            raise AudreyError("--engine segments needs a model file (--model)")
     if stream is None:
         # the system's default input (or --device) at its own default rate, unless --rate
         rate = rate or resolve_device(device)["default_rate"]
         stream = MicStream(device, rate)  # checks the device and rate before the model is loaded
     torch.set_num_threads(1)  # one short segment at a time: a second thread only adds wake-ups
-    judge = Judge.from_file(model, calibration, weights=weights)
-    printer = Printer(out, as_json, show_rejected)
-    result = ListenResult(device=stream.name, rate=stream.rate)
-    observer = None
-    if observe:  # the base model's probes and OOD statistics, read on each utterance
-        from audrey.observe.observer import Observer
+    if engine == "ctc":
+        from audrey.live.ctc_transcribe import CTCStream
+        from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
 
-        observer = Observer.from_file(model)
-    pipeline = DigitStream(judge, stream.rate, string_gap, observer=observer)
+        ctc_model = Path(ctc_model or SHIPPED_CTC)
+        bundle = load_ctc(ctc_model)
+        pipeline = CTCStream(bundle, stream.rate, string_gap, digits=digits)
+        info = {"engine": engine, "model": str(ctc_model), "weights": None, "model_rate": bundle.frontend.sample_rate,
+                "calibrated": False, "digits": digits}
+    else:
+        from audrey.live.judge import Judge
+
+        judge = Judge.from_file(model, calibration, weights=weights)
+        observer = None
+        if observe:  # the base model's probes and OOD statistics, read on each utterance
+            from audrey.observe.observer import Observer
+
+            observer = Observer.from_file(model)
+        pipeline = DigitStream(judge, stream.rate, string_gap, observer=observer)
+        info = {"engine": engine, "model": str(model), "weights": str(weights) if weights else None,
+                "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None}
+    printer = Printer(out, as_json, show_rejected, digit_lines=engine == "segments")
+    result = ListenResult(device=stream.name, rate=stream.rate)
 
     def emit(events: list[Event]) -> None:
         for e in events:
@@ -190,9 +230,7 @@ def listen(
                                       "check the connection or pick another with --device")
                 if not started:  # "listening" once audio really flows: some servers connect late
                     started = True
-                    printer.start({"device": stream.name, "rate": stream.rate, "model": str(model), "weights": str(weights) if weights else None,
-                                   "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None,
-                                   "time": round(time.time(), 3)})
+                    printer.start({"device": stream.name, "rate": stream.rate, **info, "time": round(time.time(), 3)})
                 if block.dropped:
                     result.dropped += block.dropped
                     status.dropped = result.dropped
