@@ -49,7 +49,6 @@ import json
 import platform
 import random
 import re
-import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
@@ -73,7 +72,7 @@ from audrey.live.stream import PRIME_SECONDS, make_segmenter, transcribe_file
 from audrey.live.thresholds import BACKED_P_DIGIT, TARGET_ACCEPT
 from audrey.models.modelfile import load_model
 from audrey.training.train import predict_features
-from real_pool import FOLDS, SHARED, corpus_of, deal_folds, fold_folder, read_pool  # benchmarks/, beside this script
+from real_pool import FOLDS, SHARED, corpus_of, deal_folds, read_pool, trained_folds  # benchmarks/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -659,11 +658,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    model_folder = fold_folder("cnn-16k", "pool", args.epochs, args.synth, args.seed)
-    missing = [k for k in range(FOLDS) if not (model_folder / f"fold{k}.safetensors").is_file()]
-    if missing:
-        sys.exit(f"{model_folder}: no fold model(s) {missing}; make them with `python benchmarks/real_pool.py "
-                 f"--config cnn-16k --epochs {args.epochs} --synth {args.synth} --seed {args.seed}`")
+    model_folder = trained_folds("cnn-16k", "pool", args.epochs, args.synth, args.seed, [f"fold{k}" for k in range(FOLDS)])
     items = material(args.aligned)
     if args.limit:
         rng = random.Random(args.seed)

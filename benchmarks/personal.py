@@ -51,7 +51,7 @@ from audrey.models.personal_file import load_bundle, save_personal
 from audrey.training.personal import AdaptConfig, accuracy, adapt, first_takes
 from conditions import Conditions  # benchmarks/, beside this script
 from peers import DTW_RATE, DTWTemplates, mfcc_features
-from real_pool import SHARED, clip_key, deal_folds, fold_folder, read_pool
+from real_pool import FOLDS, SHARED, clip_key, deal_folds, read_pool, trained_folds
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -62,15 +62,11 @@ RANKS = (0, 1, 2, 4, 8)
 ENROLL_TAKES = range(0, 10)
 VAL_TAKES = range(5, 10)
 TEST_TAKES = range(10, 50)
-BASE_RECIPE = dict(config="cnn-16k", epochs=30, synth=40, seed=0)  # the starter's (models/README.md)
+BASE_RECIPE = {"config": "cnn-16k", "epochs": 30, "synth": 40, "seed": 0}  # the starter's (models/README.md)
 
 
-def base_folder(protocol: str) -> Path:
-    folder = fold_folder(protocol=protocol, **BASE_RECIPE)
-    if not folder.is_dir():
-        sys.exit(f"{folder}: no base models; make them with `OMP_NUM_THREADS=1 python benchmarks/real_pool.py "
-                 f"--protocol {protocol} --epochs {BASE_RECIPE['epochs']} --synth {BASE_RECIPE['synth']}`")
-    return folder
+def base_folder(protocol: str, names: list[str]) -> Path:
+    return trained_folds(BASE_RECIPE["config"], protocol, BASE_RECIPE["epochs"], BASE_RECIPE["synth"], BASE_RECIPE["seed"], names)
 
 
 # --- the two methods on one enrollment ------------------------------------------------------------
@@ -118,8 +114,8 @@ def file_figures(base_path: Path, base, personal, rank: int) -> dict:
 # --- FSDD -----------------------------------------------------------------------------------------
 
 def fsdd_rows(cfg: AdaptConfig, select: bool, speakers: list[str] | None, conditions: Conditions) -> list[dict]:
-    folder = base_folder("loso")
     clips = read_corpus(SHARED / "fsdd")
+    folder = base_folder("loso", sorted({c.speaker for c in clips}))
     test_takes = VAL_TAKES if select else TEST_TAKES
     ks = tuple(k for k in KS if k <= 5) if select else KS
     rows = []
@@ -167,7 +163,7 @@ def utterance_of(aligned: Path) -> dict[str, str]:
 
 
 def an4_rows(cfg: AdaptConfig, aligned: Path, speakers: list[str] | None) -> list[dict]:
-    folder = base_folder("pool")
+    folder = base_folder("pool", [f"fold{k}" for k in range(FOLDS)])
     pool = read_pool(aligned)
     fold_of = deal_folds(pool)
     utt = utterance_of(aligned)

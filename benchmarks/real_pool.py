@@ -34,10 +34,8 @@ import platform
 import random
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +47,7 @@ from audrey.data.augment import AugmentConfig
 from audrey.data.corpora import Clip, read_corpus
 from audrey.data.features import cache_root
 from audrey.live.recognizer import Recognizer
-from audrey.models.modelfile import ModelBundle, save_model
+from audrey.models.modelfile import save_model
 from audrey.training.runs import synthetic_clips
 from audrey.training.train import TrainConfig, predict_features, train
 from loso import inference_ms  # benchmarks/: median ms of one clip, waveform -> features -> model
@@ -148,6 +146,17 @@ def fold_folder(config: str, protocol: str, epochs: int, synth: int, seed: int) 
     spec = [config, repr(CONFIGS[config]), epochs, synth, seed, protocol]
     key = hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:10]
     return cache_root() / "real_pool" / f"{config}-{protocol}-{key}"
+
+
+def trained_folds(config: str, protocol: str, epochs: int, synth: int, seed: int, names: list[str]) -> Path:
+    """The cache folder holding the fold models `names` of one configuration; when any is missing,
+    exits with the command that trains them."""
+    folder = fold_folder(config, protocol, epochs, synth, seed)
+    missing = [n for n in names if not (folder / f"{n}.safetensors").is_file()]
+    if missing:
+        sys.exit(f"{folder}: no fold model(s) {', '.join(missing)}; make them with `OMP_NUM_THREADS=1 python "
+                 f"benchmarks/real_pool.py --config {config} --protocol {protocol} --epochs {epochs} --synth {synth} --seed {seed}`")
+    return folder
 
 
 def run_fold(config: str, name: str, train_clips, test_clips, epochs: int, synth: int, seed: int, folder: Path) -> dict:

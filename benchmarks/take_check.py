@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from audrey.data.features import FeatureCache, clip_features
 from audrey.models.modelfile import load_model
 from audrey.recording.check import FLAG_CONFIDENCE
 from audrey.training.train import predict_features
-from real_pool import FOLDS, corpus_of, deal_folds, fold_folder, read_pool  # benchmarks/, beside this script
+from real_pool import FOLDS, corpus_of, deal_folds, read_pool, trained_folds  # benchmarks/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -74,11 +73,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    folder = fold_folder("cnn-16k", "pool", args.epochs, args.synth, args.seed)
-    missing = [k for k in range(FOLDS) if not (folder / f"fold{k}.safetensors").is_file()]
-    if missing:
-        sys.exit(f"{folder}: no fold model(s) {missing}; make them with "
-                 f"`python benchmarks/real_pool.py --config cnn-16k --epochs {args.epochs} --synth {args.synth} --seed {args.seed}`")
+    folder = trained_folds("cnn-16k", "pool", args.epochs, args.synth, args.seed, [f"fold{k}" for k in range(FOLDS)])
     clips = read_pool(args.aligned)
     probs, digits, corpora = fold_probabilities(clips, folder)
     rng = np.random.default_rng(args.seed)
