@@ -17,7 +17,7 @@ from audrey.live.chunks import Chunker
 from audrey.models.ctc_file import SHIPPED_CTC
 from helpers import RATE, one_line_error
 
-VOICE = 242  # a held-out espeak-ng voice (scenes.HELD_OUT_VOICES) the shipped model reads these strings right in
+VOICE = 247  # a held-out espeak-ng voice (scenes.HELD_OUT_VOICES) the shipped model reads these strings right in
 
 
 def tone(seconds: float, rate: int = RATE) -> np.ndarray:
