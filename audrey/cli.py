@@ -159,7 +159,7 @@ def model_path(path: Optional[Path]) -> Path:
 def train_cmd(
     data: List[Path] = typer.Option(..., "--data", help="Corpus folder (repeatable): AudioMNIST, FSDD-style, digit folders, recordings/"),
     model: str = typer.Option("cnn", "--model", help="Architecture: cnn | conformer"),
-    out: Path = typer.Option(Path("models/model.safetensors"), help="Model file to write"),
+    out: Optional[Path] = typer.Option(None, help="Model file to write (default: models/model.safetensors; in $AUDREY_DATA/models when models/ is the bundled one)"),
     split: str = typer.Option("random", help="random | loso:SPEAKER | audiomnist:FOLD | none"),
     val_speakers: int = typer.Option(1, help="Speakers held out for early stopping (loso split)"),
     synth: int = typer.Option(0, help="Add espeak-ng digits from this many synthetic voices to training"),
@@ -183,6 +183,9 @@ def train_cmd(
 
     cfg = TrainConfig(arch=model, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience, seed=seed,
                       augment=NO_AUGMENT if no_augment else AugmentConfig())
+    from audrey.models.modelfile import default_output, writable_output
+
+    out = writable_output(out, "--out") if out is not None else default_output("model.safetensors")
     run = train_run(data, out, cfg, split, val_speakers, synth, resume, tracking(wandb, project, group, tags))
     if run.test is not None:
         print_evaluation(run.test.summary(), run.test.worst(5))

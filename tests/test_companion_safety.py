@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from audrey.audio.frontend import FrontendConfig
 from audrey.cli import DEFAULT_MODEL, app
 from audrey.errors import AudreyError
-from audrey.models.modelfile import SHIPPED_MODELS, derived_path, user_models_dir
+from audrey.models.modelfile import SHIPPED_MODELS, default_output, derived_path, user_models_dir
 from crafted import (SHIPPED_COMPANIONS, STARTER, join_file, load_companion, personal_file, run_limited, set_field,
                      split_file, with_metadata, with_tensor, with_tensors)
 from helpers import one_line_error, write_tone
@@ -301,7 +301,8 @@ def test_companions_of_the_starter_go_to_the_user_folder(tmp_path, tones, monkey
     for args in (["ood-fit", "--data", str(tmp_path / "never-read"), "--out", str(SHIPPED_MODELS / "starter.ood.safetensors")],
                  ["probe", "--data", str(tmp_path / "never-read"), "--save", str(SHIPPED_MODELS / "starter.probes.safetensors")],
                  ["calibrate", "--data", str(tmp_path / "never-read"), "--out", str(SHIPPED_MODELS / "x.reject.safetensors")],
-                 ["personalize", "--data", str(tmp_path / "never-read"), "--out", str(SHIPPED_MODELS / "x.personal.safetensors")]):
+                 ["personalize", "--data", str(tmp_path / "never-read"), "--out", str(SHIPPED_MODELS / "x.personal.safetensors")],
+                 ["train", "--data", str(tmp_path / "never-read"), "--out", str(SHIPPED_MODELS / "model.safetensors")]):
         res = runner.invoke(app, args)
         line = one_line_error(res.output)
         assert res.exit_code == 2 and "holds the files Audrey ships, which no command changes" in line, (args, line)
@@ -310,7 +311,7 @@ def test_companions_of_the_starter_go_to_the_user_folder(tmp_path, tones, monkey
 
 def test_default_companion_paths(tmp_path, monkeypatch):
     """Beside a model of the user's own; for a shipped one, in the user's folder (also calibrate's
-    and, working in a checkout, personalize's default)."""
+    and, working in a checkout, personalize's and train's default)."""
     from audrey.live.calibration import find_calibration, sidecar_path
     from audrey.models.personal_file import personal_path
     from audrey.observe.probe_file import find_probes
@@ -322,5 +323,7 @@ def test_default_companion_paths(tmp_path, monkeypatch):
     assert find_probes(DEFAULT_MODEL) == SHIPPED_MODELS / "starter.probes.safetensors"
     monkeypatch.chdir(SHIPPED_MODELS.parent)
     assert personal_path("ann") == user_models_dir() / "ann.personal.safetensors"
+    assert default_output("model.safetensors") == user_models_dir() / "model.safetensors"  # train's default
     monkeypatch.chdir(tmp_path)
     assert personal_path("ann") == Path("models") / "ann.personal.safetensors"
+    assert default_output("model.safetensors") == Path("models") / "model.safetensors"

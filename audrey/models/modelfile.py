@@ -78,6 +78,14 @@ def is_shipped(path: str | Path) -> bool:
     return Path(path).resolve().parent == SHIPPED_MODELS.resolve()
 
 
+def default_output(name: str) -> Path:
+    """Where a command writes a new model file NAME by default: models/NAME in the working folder,
+    or in user_models_dir() when that is the shipped models folder (working in a checkout of Audrey),
+    which no command changes."""
+    path = Path("models") / name
+    return user_models_dir() / name if is_shipped(path) else path
+
+
 def derived_path(model_path: str | Path, suffix: str) -> Path:
     """Where a command writes a companion of `model_path` by default: beside it (companion_path),
     except for a shipped model, whose folder no command changes: then in user_models_dir()."""

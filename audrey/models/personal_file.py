@@ -24,8 +24,7 @@ import torch
 
 from audrey.atomic import atomic_write_bytes
 from audrey.errors import AudreyError
-from audrey.models.modelfile import (ModelBundle, code_version, is_shipped, load_model, model_digest, open_format,
-                                     user_models_dir)
+from audrey.models.modelfile import ModelBundle, code_version, default_output, load_model, model_digest, open_format
 from audrey.models.safe_file import layout_of
 
 FORMAT = "audrey-personal/1"
@@ -40,10 +39,8 @@ NEGLIGIBLE_SINGULAR_VALUE = 1e-6  # relative to the largest: float32 rounding, n
 
 def personal_path(speaker: str) -> Path:
     """Where `audrey personalize` writes a speaker's weights by default: models/NAME.personal.safetensors
-    in the working folder, or in the user's folder (modelfile.user_models_dir) when that is the
-    shipped models folder (working in a checkout of Audrey), which no command changes."""
-    path = Path("models") / f"{speaker}{SUFFIX}"
-    return user_models_dir() / path.name if is_shipped(path) else path
+    (modelfile.default_output: in the user's folder when models/ is the shipped one)."""
+    return default_output(f"{speaker}{SUFFIX}")
 
 
 def changed_tensors(base: torch.nn.Module, personal: torch.nn.Module) -> dict[str, torch.Tensor]:
