@@ -499,28 +499,22 @@ def transcribe_cmd(
 ):
     """Digit strings in recordings, with per-digit times and confidence (--engine segments: the segmentation
     `listen` uses; --engine ctc: the digit-string model, which also reads digits said without a pause)."""
+    from audrey.live.ctc_transcribe import check_engine
+
+    check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights},
+                 {"--digits": digits, "--ctc-model": ctc_model})
     if engine == "ctc":
-        for name, value in (("--model", model), ("--calibration", calibration), ("--weights", weights)):
-            if value is not None:
-                raise AudreyError(f"{name} is for --engine segments (the digit classifier); --engine ctc reads with --ctc-model")
-        from audrey.live.ctc_transcribe import check_digits, transcribe_ctc
+        from audrey.live.ctc_transcribe import transcribe_ctc
         from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
 
-        check_digits(digits)
         bundle = load_ctc(ctc_model or SHIPPED_CTC)
         transcribe = functools.partial(transcribe_ctc, bundle=bundle, string_gap=string_gap, digits=digits)
-    elif engine == "segments":
-        for name, value in (("--digits", digits), ("--ctc-model", ctc_model)):
-            if value is not None:
-                raise AudreyError(f"{name} needs --engine ctc: the segments engine reads one digit per stretch of speech "
-                                  "and cannot hold a recording to a number of digits")
+    else:
         from audrey.live.judge import Judge
         from audrey.live.stream import transcribe_file
 
         judge = Judge.from_file(model_path(model), calibration, weights=weights)
         transcribe = functools.partial(transcribe_file, judge=judge, string_gap=string_gap)
-    else:
-        raise AudreyError(f"--engine {engine}: expected segments or ctc")
     for path in files:
         t = transcribe(path)
         if as_json:

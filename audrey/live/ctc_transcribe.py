@@ -50,9 +50,28 @@ SEPARATOR_LOG_PROB = -1e4  # a frame between chunks: blank, nothing else
 PAD_SECONDS = 0.5  # silence added either side of every chunk: the model needs a pause around a word to hear it
 
 
+ENGINES = ("segments", "ctc")  # --engine of `transcribe` and `listen`
+
+
 def check_digits(digits: int | None) -> None:
     if digits is not None and not 1 <= digits <= MAX_DIGITS:
         raise AudreyError(f"--digits {digits}: expected a number of digits from 1 to {MAX_DIGITS}")
+
+
+def check_engine(engine: str, segments_options: dict, ctc_options: dict) -> None:
+    """One line for an unknown --engine, or an option given that only the other engine has
+    (option name -> value; None or False: not given); --digits checked for the ctc engine."""
+    if engine not in ENGINES:
+        raise AudreyError(f"--engine {engine}: expected segments or ctc")
+    given = lambda options: [name for name, value in options.items() if value not in (None, False)]  # noqa: E731
+    if engine == "ctc":
+        for name in given(segments_options):
+            raise AudreyError(f"{name} is for --engine segments (the digit classifier); --engine ctc reads with --ctc-model")
+        check_digits(ctc_options.get("--digits"))
+    else:
+        for name in given(ctc_options):
+            raise AudreyError(f"{name} needs --engine ctc: the segments engine reads one digit per stretch of speech "
+                              "and cannot hold a recording to a number of digits")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ from audrey.audio.mic import STALL_SECONDS, MicStream, StopOnSignal, StreamEnded
 from audrey.live.stream import STRING_GAP_SECONDS, DigitStream, Event
 from audrey.strict_json import json_text
 
-ENGINES = ("segments", "ctc")
 STATUS_PER_SECOND = 4
 METER_DB = (-70.0, 0.0)
 METER_WIDTH = 24
@@ -160,27 +159,16 @@ def listen(
     `digits`, `ctc_model` (default: the bundled digit-string model): --engine ctc."""
     import torch
 
-    if engine not in ENGINES:
-        raise AudreyError(f"--engine {engine}: expected segments or ctc")
+    from audrey.live.ctc_transcribe import check_engine
+
+    check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights, "--observe": observe},
+                 {"--digits": digits, "--ctc-model": ctc_model})
     if rate is not None and not 8000 <= rate <= 192000:
         raise AudreyError(f"--rate {rate}: expected a sample rate between 8000 and 192000 Hz")
     if string_gap <= 0:
         raise AudreyError(f"--string-gap {string_gap}: must be more than 0 seconds")
-    if engine == "ctc":
-        from audrey.live.ctc_transcribe import check_digits
-
-        for name, value in (("--model", model), ("--calibration", calibration), ("--weights", weights),
-                            ("--observe", observe or None)):
-            if value is not None:
-                raise AudreyError(f"{name} is for --engine segments (the digit classifier); --engine ctc reads with --ctc-model")
-        check_digits(digits)
-    else:
-        for name, value in (("--digits", digits), ("--ctc-model", ctc_model)):
-            if value is not None:
-                raise AudreyError(f"{name} needs --engine ctc: the segments engine reads one digit per stretch of speech "
-                                  "and cannot hold a string to a number of digits")
-        if model is None:
-            raise AudreyError("--engine segments needs a model file (--model)")
+    if engine == "segments" and model is None:
+        raise AudreyError("--engine segments needs a model file (--model)")
     if stream is None:
         # the system's default input (or --device) at its own default rate, unless --rate
         rate = rate or resolve_device(device)["default_rate"]

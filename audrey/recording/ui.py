@@ -90,7 +90,7 @@ class LiveUI:
         "ptt": "[space] talk  [s] skip  [q] quit",
         "listen": "[s] skip  [q] quit",
         "saved": "[p] replay  [r] redo  [space] next  [q] quit",
-        "flagged": "[p] replay  [space] keep  [q] quit",
+        "flagged": "[k] keep  [r] redo  [p] replay  [q] quit",
         "rejected": "[space] try again  [s] skip  [q] quit",
     }
 
