@@ -6,8 +6,9 @@ pauses of `string_gap` end a chunk), and each chunk is decoded whole by the mode
 as they were said, where the segments engine must find a pause between every two digits. One chunk
 is one string. Each chunk is decoded with PAD_SECONDS of silence added either side: the model hears
 a word at the very edge of its input badly, and a recording may start or end close to a word
-(FSDD's clips do; benchmarks/isolated_ctc.py and strings_ctc.py measure both). The model's "other" token (speech that is not a digit) prints nothing and is listed
-as rejected, like the segments engine's "not a digit".
+(FSDD's clips do; benchmarks/isolated_ctc.py and strings_ctc.py measure both). The model's "other"
+token (speech that is not a digit) prints nothing and is listed as rejected, like the segments
+engine's "not a digit".
 
 With `digits` (a number of known length: `--digits 10` for a phone number said in groups), the
 chunks are gathered until their best-path reading holds that many digits (or the input ends), and

@@ -16,9 +16,10 @@ they take is not pause, so a digit the rejection refused does not split "5283180
 "3180" (before this, 8 rejected digits split or cut 8 of 150 clean benchmark strings).
 
 Memory is bounded: the segmenter keeps at most vad.LIVE.max_seconds of audio, the stream only the
-digits of the open string. `transcribe_file` reads a file in blocks through the same class (`feed_file`,
-which the CTC engine's stream shares), so a recording of any length takes constant memory, and what it reports for a file is what `listen`
-prints when the file is played into the microphone.
+digits of the open string. `transcribe_file` reads a file in blocks through the same class
+(`feed_file`, which the CTC engine's stream shares), so a recording of any length takes constant
+memory, and what it reports for a file is what `listen` prints when the file is played into the
+microphone.
 """
 
 from __future__ import annotations
