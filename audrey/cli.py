@@ -460,6 +460,12 @@ def recordings_cmd(
 # --- live recognition (issue 6) ---
 
 
+CONFIRM_HELP = ("--engine segments: print a digit only where the digit-string model, reading the whole stretch of speech "
+                "between --string-gap pauses, hears it too: far fewer words and spelled letters taken for digits, the "
+                "digits of a stretch printed once its pause has passed (default: on, off with --weights, whose model "
+                "knows the voice better than the string model does)")
+
+
 @app.command("listen")
 @user_errors
 def listen_cmd(
@@ -474,13 +480,14 @@ def listen_cmd(
     observe: bool = typer.Option(False, "--observe", help="Per utterance: which layers' digit probes already read it (logit lens) and an OOD score (needs <model>.probes/.ood.safetensors)"),
     engine: str = typer.Option("segments", "--engine", help="segments: each digit as soon as it ends (the classifier and its rejection); ctc: the digit-string model reads each stretch between --string-gap pauses whole, as `transcribe --engine ctc` does, and prints its string once the pause has passed"),
     digits: Optional[int] = typer.Option(None, "--digits", help="--engine ctc: read each number as exactly this many digits, printed once that many are heard (a phone number said in groups: --digits 10)"),
-    ctc_model: Optional[Path] = typer.Option(None, "--ctc-model", help="--engine ctc: digit-string model file (default: the bundled models/digits.ctc.safetensors)"),
+    ctc_model: Optional[Path] = typer.Option(None, "--ctc-model", help="--engine ctc or --confirm: digit-string model file (default: the bundled models/digits.ctc.safetensors)"),
+    confirm: Optional[bool] = typer.Option(None, "--confirm/--no-confirm", help=CONFIRM_HELP, show_default=False),
 ):
     """Recognise digits live from the microphone; digits said in one breath are grouped into a string."""
     from audrey.live.listen import listen
 
     listen(model_path(model) if engine != "ctc" else model, device, rate, as_json, rejected, string_gap, calibration,
-           weights, observe, engine, digits, ctc_model)
+           weights, observe, engine, digits, ctc_model, confirm)
 
 
 @app.command("transcribe")
@@ -489,7 +496,8 @@ def transcribe_cmd(
     files: List[Path] = typer.Argument(..., help="Recordings of any length"),
     engine: str = typer.Option("segments", "--engine", help="segments: one digit per stretch of speech between pauses (the classifier and its rejection, as `listen`); ctc: the digit-string model reads each stretch between --string-gap pauses whole"),
     digits: Optional[int] = typer.Option(None, "--digits", help="--engine ctc: read each number as exactly this many digits, the groups gathered until that many are heard (a phone number said in groups: --digits 10)"),
-    ctc_model: Optional[Path] = typer.Option(None, "--ctc-model", help="--engine ctc: digit-string model file (default: the bundled models/digits.ctc.safetensors)"),
+    ctc_model: Optional[Path] = typer.Option(None, "--ctc-model", help="--engine ctc or --confirm: digit-string model file (default: the bundled models/digits.ctc.safetensors)"),
+    confirm: Optional[bool] = typer.Option(None, "--confirm/--no-confirm", help=CONFIRM_HELP, show_default=False),
     model: Optional[Path] = typer.Option(None, "--model", help="Model file (default: the bundled starter model)"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file"),
     rejected: bool = typer.Option(True, "--rejected/--no-rejected", help="List the sounds that were not digits"),
@@ -501,8 +509,11 @@ def transcribe_cmd(
     `listen` uses; --engine ctc: the digit-string model, which also reads digits said without a pause)."""
     from audrey.live.ctc_transcribe import check_engine
 
-    check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights},
-                 {"--digits": digits, "--ctc-model": ctc_model})
+    from audrey.live.confirm import confirm_default
+
+    check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights, "--confirm": confirm},
+                 {"--digits": digits, "--ctc-model": None if confirm_default(confirm, weights) else ctc_model})
+    confirm = confirm_default(confirm, weights)
     if engine == "ctc":
         from audrey.live.ctc_transcribe import transcribe_ctc
         from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
@@ -514,7 +525,12 @@ def transcribe_cmd(
         from audrey.live.stream import transcribe_file
 
         judge = Judge.from_file(model_path(model), calibration, weights=weights)
-        transcribe = functools.partial(transcribe_file, judge=judge, string_gap=string_gap)
+        check = None
+        if confirm:
+            from audrey.live.confirm import StringCheck
+
+            check = StringCheck.from_file(ctc_model)
+        transcribe = functools.partial(transcribe_file, judge=judge, string_gap=string_gap, confirm=check)
     for path in files:
         t = transcribe(path)
         if as_json:

@@ -35,6 +35,15 @@ B. The "other" class learned from real negatives, speaker-disjoint. Every speake
    for that digit reaches the threshold (the Judge's p_digit). Nothing here is synthetic; nothing
    about fold k's speakers sets anything.
 
+C. A with the digit-string model's second opinion (`--confirm`, audrey.live.confirm; the default of
+   `transcribe` and `listen`): every file through transcribe_file with the check, and each fold's
+   word stream through DigitStream; each accepted word's string_p (the string model's posterior for
+   the digit inside the word, reading the whole stretch of speech) is recorded, so any threshold's
+   output follows. The threshold reported is the one that keeps CONFIRM_SHARE of A's right digits on
+   half the AN4 and phone-number speakers the string model never heard (split by a hash); their other
+   half, and words the string model never trained on, are reported on their own. The classifier and
+   its rejection are A's (they heard every pool speaker).
+
 Results are cached under $AUDREY_CACHE/not_a_digit/ (the segments and the starter's verdicts once,
 then each fold), so a rerun only prints.
 
@@ -59,7 +68,7 @@ import torch
 
 from audrey import DIGIT_WORDS
 from audrey.audio import frontend as fe
-from audrey.audio.vad import prime_floor_db
+from audrey.audio.vad import live_segmenter, prime_floor_db
 from audrey.audio.waveform import SAMPLE_RATE, load_audio, open_audio
 from audrey.data.corpora import read_non_digits
 from audrey.data.features import FeatureCache, cache_root, clip_features, file_digest
@@ -68,7 +77,7 @@ from audrey.data.utterances import read_utterances
 from audrey.live.detector import OTHER, train_detector
 from audrey.live.hiss import MIN_HISS_DB
 from audrey.live.judge import Judge
-from audrey.live.stream import PRIME_SECONDS, make_segmenter, transcribe_file
+from audrey.live.stream import PRIME_SECONDS, transcribe_file
 from audrey.live.thresholds import BACKED_P_DIGIT, TARGET_ACCEPT
 from audrey.models.modelfile import load_model
 from audrey.training.train import predict_features
@@ -94,6 +103,9 @@ NUMBER_WORD = re.compile(r"(teen|ty|tieth|teenth)$|^(ten|eleven|twelve|hundred|t
 KINDS = ("digit", "word", "noise", "name", "an4")
 TESTS = ("length", "detector", "phone", "distance", "confidence", "hiss")  # the six of audrey.live.judge
 VERSION = 1  # of the cached segment/verdict format
+CTC_HELD_OUT = {"an4": 0.25, "alphanumeric": 0.5}  # strings_ctc.py's --an4-share and --alnum-share
+CTC_TRAINED_WORDS = 800  # strings_ctc.py's --words
+CONFIRM_SHARE = 0.99  # of the calibration half's right digits that --confirm's threshold keeps
 FIXES = {"B": False, "B+espeak": True}  # part B's detectors: real material only; real + espeak-ng (whether espeak_set is added)
 METHODS = {
     "B": "audrey.live.detector.train_detector (10 digits + other) on the real digits, Speech Commands non-digit words "
@@ -155,7 +167,7 @@ def read_mono(path: Path) -> tuple[np.ndarray, int]:
 def segments_of(audio: np.ndarray, rate: int) -> list:
     """transcribe_file's segments of a recording: the floor primed from its first PRIME_SECONDS, the
     live segmenter fed BLOCK_SECONDS blocks, then flushed."""
-    seg = make_segmenter(rate, prime_floor_db(audio[: int(PRIME_SECONDS * rate)], rate))
+    seg = live_segmenter(rate, prime_floor_db(audio[: int(PRIME_SECONDS * rate)], rate))
     block = max(1, int(BLOCK_SECONDS * rate))
     out = []
     for i in range(0, len(audio), block):
@@ -523,6 +535,117 @@ def tradeoff(items: list[Item], seg: dict, folds: list[dict]) -> list[dict]:
     return rows
 
 
+# --- C: A with the digit-string model's second opinion (--confirm) --------------------------------
+
+def ctc_unheard(it: Item) -> bool:
+    """A speaker the shipped digit-string model never trained on (benchmarks/strings_ctc.py holds out
+    these shares of AN4's and the phone numbers' speakers; it trained on every FSDD and Speech
+    Commands digit)."""
+    from audrey.data.strings import held_out
+
+    return (it.corpus == "an4" and held_out(it.speaker, CTC_HELD_OUT["an4"])) or \
+        (it.corpus == "alphanumeric" and held_out(it.speaker, CTC_HELD_OUT["alphanumeric"]))
+
+
+def ctc_trained_words() -> set[str]:
+    """The Speech Commands words the shipped digit-string model heard (strings_ctc.build_material's
+    seeded choice of --words 800)."""
+    words = [w for w in read_non_digits(SHARED / "speech-commands") if not w.is_noise]
+    return {str(words[i].path) for i in np.random.default_rng(0).permutation(len(words))[:CTC_TRAINED_WORDS]}
+
+
+def confirm_events(events) -> list[list]:
+    """[digit, accepted, string_p] per judged word of a transcript, in time order."""
+    return [[e.digit, e.kind == "digit", e.string_p] for e in events if e.kind in ("digit", "rejected")]
+
+
+def run_confirm(items: list[Item], folder: Path, seed: int) -> dict:
+    """Every file through transcribe_file with --confirm's check at string_p threshold 0 (A's verdicts,
+    each word's string_p recorded), and each fold's word stream through DigitStream the same way;
+    cached. Any threshold's output is then computed from the records (`confirmed_printed`)."""
+    cached = folder / "confirm.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    from audrey.live.confirm import StringCheck
+    from audrey.live.stream import DigitStream
+    from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
+
+    judge, check = starter_judge(), StringCheck(load_ctc(SHIPPED_CTC), min_p=0.0)
+    t0 = time.perf_counter()
+    per_file = []
+    for n, it in enumerate(items):
+        per_file.append(confirm_events(transcribe_file(it.path, judge, confirm=check).events))
+        if n % 1000 == 999:
+            print(f"  C: {n + 1}/{len(items)} files ({time.perf_counter() - t0:.0f} s)", flush=True)
+    streams = []
+    for k in range(FOLDS):
+        audio, n_words = stream_audio(k, items, seed)
+        stream = DigitStream(judge, SAMPLE_RATE, confirm=check)
+        block = int(BLOCK_SECONDS * SAMPLE_RATE)
+        events = [e for i in range(0, len(audio), block) for e in stream.feed(audio[i : i + block])] + stream.flush()
+        streams.append({"seconds": len(audio) / SAMPLE_RATE, "words": n_words, "events": confirm_events(events)})
+    out = {"files": per_file, "streams": streams, "seconds": round(time.perf_counter() - t0, 1)}
+    folder.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(out))
+    return out
+
+
+def confirmed_digits(records: list[list], min_p: float) -> str:
+    return "".join(str(d) for d, accepted, p in records if accepted and (p is None or p >= min_p))
+
+
+def choose_min_p(items: list[Item], conf: dict, share: float) -> tuple[float, dict]:
+    """The highest string_p threshold that keeps `share` of the digits A got right, on the
+    calibration half of the real digits the string model never heard (speakers split by a hash);
+    the other half tests it."""
+    half = lambda it: stable_fold(it.speaker + "-confirm") % 2  # noqa: E731
+    calib_items = [j for j, it in enumerate(items) if it.kind == "digit" and ctc_unheard(it) and half(it) == 0]
+    kept = [max((p for d, a, p in conf["files"][j] if a and d == int(items[j].label) and p is not None), default=None)
+            for j in calib_items]
+    calib = [p for p in kept if p is not None]
+    min_p = float(np.quantile(calib, 1 - share))
+    return min_p, {"calibration_digits": len(calib), "share_kept": share,
+                   "calibration_speakers": len({it.speaker for it in items if it.kind == "digit" and ctc_unheard(it) and half(it) == 0})}
+
+
+def confirm_result(items: list[Item], seg: dict, conf: dict, share: float) -> dict:
+    min_p, how = choose_min_p(items, conf, share)
+    trained = ctc_trained_words()
+    half = lambda it: stable_fold(it.speaker + "-confirm") % 2  # noqa: E731
+
+    def printed(t):
+        return [confirmed_digits(r, t) for r in conf["files"]]
+
+    def subsets(out, prn):
+        digits_unheard_test = [j for j, it in enumerate(items) if it.kind == "digit" and ctc_unheard(it) and half(it) == 1]
+        words = {"unseen": [j for j, it in enumerate(items) if it.kind == "word" and str(it.path) not in trained],
+                 "seen": [j for j, it in enumerate(items) if it.kind == "word" and str(it.path) in trained]}
+        out["digits_unheard_by_both_test_half"] = {
+            "clips": len(digits_unheard_test),
+            "accepted_and_right": round(float(np.mean([prn[j] == items[j].label for j in digits_unheard_test])), 4)}
+        out["words_by_string_model_training"] = {k: {"clips": len(js), "printing_a_digit": round(float(np.mean([prn[j] != "" for j in js])), 4)}
+                                                 for k, js in words.items()}
+        return out
+
+    a_printed = printed(-1.0)
+    c_printed = printed(min_p)
+    same_as_a = sum(a == b for a, b in zip(a_printed, printed_digits(seg, len(items))))
+    hours = sum(s["seconds"] for s in conf["streams"]) / 3600
+    per_hour = lambda t: round(sum(len(confirmed_digits(s["events"], t)) for s in conf["streams"]) / hours, 1)  # noqa: E731
+    tradeoff = [{"min_string_p": t, **{k: v for k, v in figures(items, printed(t), seg["item_seconds"]).items()
+                                        if k in ("words_printing_a_digit", "digits_accepted_and_right", "noise_printing_a_digit")},
+                 "per_hour": per_hour(t)} for t in (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)]
+    return {"min_string_p": round(min_p, 4), "chosen": how, "speaker_disjoint": "partly: see note",
+            "note": "the classifier and its rejection are A's (heard every pool speaker); the string model trained on every FSDD "
+                    "and Speech Commands digit and 800 Speech Commands words; digits_unheard_by_both_test_half are AN4 and "
+                    "phone-number digits of speakers the string model never heard, the half not used to choose min_string_p",
+            "figures": subsets(figures(items, c_printed, seg["item_seconds"]), c_printed),
+            "A_figures_same_path": subsets(figures(items, a_printed, seg["item_seconds"]), a_printed),
+            "files_same_as_A_segments": same_as_a, "stream": {"hours": round(hours, 3), "A_per_hour": per_hour(-1.0),
+                                                              "C_per_hour": per_hour(min_p)},
+            "tradeoff": tradeoff, "seconds": conf["seconds"]}
+
+
 # --- output ---------------------------------------------------------------------------------------
 
 def pct(v) -> str:
@@ -595,8 +718,42 @@ def print_tables(res: dict) -> None:
         print(f"{t:>16s} | " + " | ".join(f"{r[k]['first'].get(t, 0):>12d} {r[k]['alone'].get(t, 0):>6d}" for k in KINDS))
     print(f"{'':>16s}   (phone = test 3: the veto, or a weak match the detector does not back; of its first refusals, "
           "unbacked: " + ", ".join(f"{k} {r[k]['first_phone_unbacked']}" for k in KINDS) + ")")
+    print_confirm(res["C"])
     c = res["A"]["check"]
     print(f"\ncheck: transcribe_file itself printed the same digits as the segments here on {c['same']} of {c['files']} files")
+
+
+def rate(v) -> str:
+    return f"{v:7.2f}" if v is not None else f"{'-':>7s}"
+
+
+def print_confirm(c: dict) -> None:
+    a, f = c["A_figures_same_path"], c["figures"]
+    print(f"\nC = A with --confirm: a digit is printed only where the digit-string model, reading the whole stretch of "
+          f"speech,\n    gives it at least min_string_p = {c['min_string_p']:.3f} inside the word (chosen to keep "
+          f"{c['chosen']['share_kept']:.0%} of A's right digits\n    of {c['chosen']['calibration_speakers']} AN4 and phone-number "
+          f"speakers the string model never heard; the shipped threshold is audrey.live.confirm.MIN_STRING_P).\n    {c['note']}")
+    print(f"{'':42s} | {'A':>9s} | {'C':>9s}")
+    rows = [("SC non-digit words printing a digit", lambda x: pct(x["words_printing_a_digit"])),
+            ("  words the string model never heard", lambda x: pct(x["words_by_string_model_training"]["unseen"]["printing_a_digit"])),
+            ("  the 800 words it trained on", lambda x: pct(x["words_by_string_model_training"]["seen"]["printing_a_digit"])),
+            ("SC background clips printing a digit", lambda x: pct(x["noise_printing_a_digit"])),
+            ("real digits accepted and right", lambda x: pct(x["digits_accepted_and_right"])),
+            ("  of speakers the string model never heard", lambda x: pct(x["digits_unheard_by_both_test_half"]["accepted_and_right"])),
+            ("spelled names: digits per minute", lambda x: rate(x['name: all']['digits_per_minute'])),
+            ("AN4, no number word: digits per minute", lambda x: rate(x['an4: no number word']['digits_per_minute'])),
+            ("AN4, a number word: digits per minute", lambda x: rate(x['an4: with a number word']['digits_per_minute']))]
+    for label, fn in rows:
+        print(f"{label:42s} | {fn(a):>9s} | {fn(f):>9s}")
+    s = c["stream"]
+    print(f"{'false accepts per hour (word stream)':42s} | {s['A_per_hour']:9.1f} | {s['C_per_hour']:9.1f}")
+    print("  near misses (printing any digit): " + "  ".join(
+        f"{k} {pct(a['near_misses'][k]['printing_a_digit']).strip()} -> {pct(f['near_misses'][k]['printing_a_digit']).strip()}"
+        for k in a["near_misses"]))
+    print(f"  A through --confirm's path printed what A's segments print for {c['files_same_as_A_segments']} files")
+    print("  trade-off (min_string_p: words / digits / per hour): " + "; ".join(
+        f"{t['min_string_p']:g}: {t['words_printing_a_digit']:.1%} / {t['digits_accepted_and_right']:.1%} / {t['per_hour']:.0f}"
+        for t in c["tradeoff"]))
 
 
 def plot(res: dict, path: Path) -> None:
@@ -688,6 +845,7 @@ def main() -> None:
     for name, espeak in FIXES.items():
         folds = [run_fold(k, items, seg, folder, model_folder, args.seed, espeak) for k in range(FOLDS)]
         res[name] = fix_result(items, seg, folds, METHODS[name])
+    res["C"] = confirm_result(items, seg, run_confirm(items, folder, args.seed), CONFIRM_SHARE)
     print_tables(res)
     out = args.out or (None if args.limit else RESULTS / "not_a_digit.json")
     if out is not None:

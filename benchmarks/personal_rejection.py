@@ -45,13 +45,13 @@ def segments(clips) -> tuple[list[np.ndarray], list[float], list[int]]:
     """Each clip in silence (scenes.in_silence, as calibration and voice fitting do), through the live segmenter."""
     from audrey.audio.waveform import load_audio
     from audrey.data.scenes import in_silence
-    from audrey.live.stream import make_segmenter
+    from audrey.audio.vad import live_segmenter
 
     rng = np.random.default_rng(0)
     waves, seconds, digits = [], [], []
     for c in clips:
         audio = in_silence(load_audio(c.path, RATE), RATE, rng)
-        seg = make_segmenter(RATE)
+        seg = live_segmenter(RATE)
         found = seg.feed(audio) + seg.flush()
         if found:
             s = max(found, key=lambda s: s.speech_seconds)

@@ -67,6 +67,7 @@ CONFIGS = {
     "cnn-8k": ("cnn", NARROWBAND, AugmentConfig(narrowband_p=0.0)),
     "cnn-16k": ("cnn", WIDEBAND, AugmentConfig(narrowband_p=0.3)),
     "conformer-16k": ("conformer", WIDEBAND, AugmentConfig(narrowband_p=0.3)),
+    "cnn-16k-vtlp": ("cnn", WIDEBAND, AugmentConfig(narrowband_p=0.3, warp=0.12, stretch=0.15)),
 }
 
 

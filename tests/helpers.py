@@ -211,6 +211,27 @@ def espeak_string(digits: str, voice_index: int, pauses, rate: int = RATE, speed
     return compose(clips, list(pauses), rate, lead=0.6, tail=1.2)[0]
 
 
+# a held-out espeak-ng voice (scenes.HELD_OUT_VOICES) the shipped digit-string model reads
+# two_strings_recording's strings right in (it reads espeak-ng voices worse than people)
+VOICE = 247
+
+
+def two_strings_recording(path: Path) -> tuple[float, list[tuple[float, float]]]:
+    """Writes a recording of "7215", 2.5 s of silence, then "863" (espeak-ng, VOICE, in pink noise at
+    30 dB SNR) to `path`; returns its seconds and the (start, end) seconds of each string's speech."""
+    from audrey import DIGIT_WORDS
+    from audrey.data.features import cache_root
+    from audrey.data.noise import add_noise
+    from audrey.data.scenes import compose, render_clips, voice_list
+
+    voice = voice_list([VOICE])[0]
+    clips = render_clips([(DIGIT_WORDS[int(c)], voice, 150) for c in "7215863"], cache_root() / "strings", RATE)
+    audio, spans = compose(clips, [0.3, 0.2, 0.4, 2.5, 0.25, 0.35], RATE, lead=0.6, tail=1.2)
+    audio = add_noise(audio, 30, np.random.default_rng(0), "pink", speech_rms=0.1)
+    sf.write(str(path), audio, RATE)
+    return len(audio) / RATE, [(spans[0][0] / RATE, spans[3][1] / RATE), (spans[4][0] / RATE, spans[6][1] / RATE)]
+
+
 def open_calibration(model: Path) -> Path:
     """Beside the tiny model (conftest.tiny_model): its calibration with every threshold open, for
     tests about segmentation rather than rejection. The fixed tests still apply: a segment's length,

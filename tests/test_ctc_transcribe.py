@@ -11,13 +11,11 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from audrey.cli import app
-from audrey.data.noise import add_noise
 from audrey.data.scenes import compose
 from audrey.live.chunks import Chunker
 from audrey.models.ctc_file import SHIPPED_CTC
-from helpers import RATE, one_line_error
+from helpers import RATE, VOICE, one_line_error, two_strings_recording
 
-VOICE = 247  # a held-out espeak-ng voice (scenes.HELD_OUT_VOICES) the shipped model reads these strings right in
 
 
 def tone(seconds: float, rate: int = RATE) -> np.ndarray:
@@ -80,22 +78,12 @@ def test_long_speech_is_cut_at_its_quietest_point():
 
 @pytest.fixture(scope="module")
 def two_strings(tmp_path_factory):
-    """A recording of "7215", 2.5 s of silence, then "863" (espeak-ng, held-out voice, in pink noise
-    at 30 dB SNR), and the (start, end) seconds of each string's speech."""
-    from audrey import DIGIT_WORDS
-    from audrey.data.features import cache_root
-    from audrey.data.scenes import render_clips, voice_list
-
+    """helpers.two_strings_recording, and the (start, end) seconds of each string's speech."""
     if not SHIPPED_CTC.exists():
         pytest.skip(f"needs the shipped {SHIPPED_CTC.name}")
-    voice = voice_list([VOICE])[0]
-    clips = render_clips([(DIGIT_WORDS[int(c)], voice, 150) for c in "7215863"], cache_root() / "strings", RATE)
-    audio, spans = compose(clips, [0.3, 0.2, 0.4, 2.5, 0.25, 0.35], RATE, lead=0.6, tail=1.2)
-    audio = add_noise(audio, 30, np.random.default_rng(0), "pink", speech_rms=0.1)
     path = tmp_path_factory.mktemp("ctc") / "two.wav"
-    sf.write(str(path), audio, RATE)
-    speech = [(spans[0][0] / RATE, spans[3][1] / RATE), (spans[4][0] / RATE, spans[6][1] / RATE)]
-    return path, len(audio) / RATE, speech
+    seconds, speech = two_strings_recording(path)
+    return path, seconds, speech
 
 
 def transcribe_json(*args) -> dict:
@@ -158,7 +146,7 @@ def test_engine_options_are_one_line_errors(two_strings, tmp_path):
     runner = CliRunner()
     for args, message in (
         (["--digits", "10"], "--digits needs --engine ctc"),
-        (["--ctc-model", str(SHIPPED_CTC)], "--ctc-model needs --engine ctc"),
+        (["--no-confirm", "--ctc-model", str(SHIPPED_CTC)], "--ctc-model needs --engine ctc"),
         (["--engine", "ctc", "--weights", str(tmp_path / "w.safetensors")], "--weights is for --engine segments"),
         (["--engine", "ctc", "--digits", "0"], "--digits 0: expected a number of digits from 1 to 64"),
         (["--engine", "sphinx"], "--engine sphinx: expected segments or ctc"),
@@ -261,7 +249,7 @@ def test_listen_engine_options_are_one_line_errors(tmp_path):
         (["--engine", "ctc", "--observe"], "--observe is for --engine segments"),
         (["--engine", "ctc", "--digits", "0"], "--digits 0: expected a number of digits from 1 to 64"),
         (["--digits", "10"], "--digits needs --engine ctc"),
-        (["--ctc-model", str(SHIPPED_CTC)], "--ctc-model needs --engine ctc"),
+        (["--no-confirm", "--ctc-model", str(SHIPPED_CTC)], "--ctc-model needs --engine ctc"),
         (["--engine", "sphinx"], "--engine sphinx: expected segments or ctc"),
     ):
         res = runner.invoke(app, ["listen", *args])

@@ -1,6 +1,10 @@
 """`audrey listen --json` through a real microphone path: PortAudio reads the monitor of a PulseAudio
 null sink, and espeak-ng digit strings are played into that sink with paplay (tools/vmic-up).
 The listener runs as its own process, as a user would run it; nothing is mocked.
+
+The tests of the segments pipeline itself pass --no-confirm: the digit-string model's check
+(--confirm, on by default; audrey.live.confirm) is founded and measured on real speech, and it reads
+espeak-ng voices worse than people. test_listen_confirm_agrees_with_transcribe_at_any_rate covers it.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def test_listen_agrees_with_transcribe(vmic, starter_judge, tmp_path):
 
     strings = ["427", "9051", "863", "15", "372", "6048"]
     clean, noisy = clean_and_noisy(tmp_path, strings, list(HELD_OUT_VOICES)[20:26], 4, snr=20, seed=1)
-    listener = listen_to(STARTER, [clean, noisy])
+    listener = listen_to(STARTER, [clean, noisy], "--no-confirm")
     # one verdict per spoken digit; live, the noise starting is heard as one long sound until the
     # segmenter has learnt it, and rejected as too long
     verdicts = [e for e in listener.events if e["event"] == "digit" or
@@ -107,7 +111,7 @@ def test_starter_listen_strings(vmic, tmp_path):
         pytest.skip(f"accuracy test: needs models/{STARTER.name} and models/{find_calibration(STARTER).name}")
     strings = ["4271", "905", "8636", "152", "3980", "724"]
     clean, noisy = clean_and_noisy(tmp_path, strings, list(HELD_OUT_VOICES)[10:16], 3, snr=10, seed=12)
-    listener = listen_to(STARTER, [clean, noisy])
+    listener = listen_to(STARTER, [clean, noisy], "--no-confirm")
     printed, said = listener.strings(), strings
     heard = [e for e in listener.events if e["event"] != "string"]
     assert len(printed) == len(said) and printed[:3] == said[:3], heard
@@ -118,7 +122,8 @@ def test_starter_listen_strings(vmic, tmp_path):
 
 def test_ctrl_c_mid_string_prints_it_and_exits_cleanly(vmic, tiny_model, tmp_path):
     path = track(tmp_path, "short", digit_strings(["58"], 4))
-    listener = Listener("--model", str(tiny_model), "--calibration", str(open_calibration(tiny_model)), "--string-gap", "5")
+    listener = Listener("--model", str(tiny_model), "--calibration", str(open_calibration(tiny_model)), "--string-gap", "5",
+                        "--no-confirm")
     try:
         listener.expect("listening")
         play(path).wait(30)
@@ -185,3 +190,23 @@ def test_listen_errors_are_one_line(vmic, tiny_model, tmp_path):
         result = CliRunner().invoke(app, ["listen", *args])
         assert result.exit_code == 2, (args, result.output)
         assert needle in one_line_error(result.output), result.output
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+def test_listen_confirm_agrees_with_transcribe_at_any_rate(vmic, tmp_path, rate):
+    """--confirm live and offline are one path: the same recording played into the microphone, read
+    at 16, 44.1 or 48 kHz, gives the strings `transcribe --confirm` gives for the file, and each digit
+    carries the digit-string model's posterior."""
+    from audrey.live.confirm import StringCheck
+    from audrey.live.judge import Judge
+    from audrey.live.stream import transcribe_file
+    from helpers import two_strings_recording
+
+    path = tmp_path / "two.wav"
+    two_strings_recording(path)
+    offline = transcribe_file(path, Judge.from_file(STARTER), confirm=StringCheck.from_file()).text.split()
+    assert offline == ["7215", "863"]
+    listener = listen_to(STARTER, [path], "--confirm", "--rate", str(rate))
+    assert listener.events[0]["rate"] == rate and listener.events[0]["confirm"] is True
+    assert listener.strings() == offline
+    assert all(0 <= e["string_p"] <= 1 for e in listener.events if e["event"] == "digit")

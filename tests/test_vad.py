@@ -160,8 +160,8 @@ def test_real_digits_are_one_segment_each(espeak_digit):
 
 def test_thresholds_are_per_segmenter():
     """A word 9 dB above a steady noise is below the recorder's 10 dB start threshold and above the
-    7 dB one that `listen` uses (vad.LIVE, through audrey.live.stream.make_segmenter); each keeps its own."""
-    from audrey.live.stream import make_segmenter
+    7 dB one that `listen` uses (vad.LIVE, through audrey.audio.vad.live_segmenter); each keeps its own."""
+    from audrey.audio.vad import live_segmenter
 
     rate = 16000
     rng = np.random.default_rng(0)
@@ -173,7 +173,7 @@ def test_thresholds_are_per_segmenter():
     assert LIVE.start_db < 9 < RECORDER.start_db and LIVE.stop_db < RECORDER.stop_db
     quiet = Segmenter(rate, RECORDER)
     assert quiet.feed(audio) + quiet.flush() == []
-    listen = make_segmenter(rate)
+    listen = live_segmenter(rate)
     segs = listen.feed(audio) + listen.flush()
     assert len(segs) == 1 and abs(segs[0].speech_start / rate - 1.0) < 0.05 and abs(segs[0].speech_end / rate - 1.4) < 0.05
 
@@ -182,12 +182,12 @@ def test_presets_are_the_settings_everything_was_measured_with():
     """The shipped rejection calibration and the listen benchmark were measured with LIVE, what
     `audrey recordings` flags with GATE, the recorder's latency with RECORDER. Changing a value
     here means recalibrating (audrey calibrate) and rerunning benchmarks/listen.py, not just this test."""
-    from audrey.live.stream import make_segmenter
+    from audrey.audio.vad import live_segmenter
 
     as_tuple = lambda s: (s.hangover, s.margin, s.min_speech, s.max_seconds, s.start_db, s.stop_db)  # noqa: E731
     assert as_tuple(RECORDER) == (0.4, 0.15, 0.08, 4.0, 10.0, 6.0)
     assert as_tuple(GATE) == (0.15, 0.15, 0.08, 10.0, 10.0, 6.0)
     assert as_tuple(LIVE) == (0.1, 0.1, 0.08, 2.0, 7.0, 4.0)
-    assert make_segmenter(RATE).settings is LIVE
+    assert live_segmenter(RATE).settings is LIVE
     # a word gap splits words in the gate but stays inside one take: the gate sees the second word
     assert GATE.hangover < RECORDER.hangover

@@ -68,7 +68,7 @@ GATE = SegmenterSettings(
     stop_db=6.0,
 )
 
-# `audrey listen` / `audrey transcribe` (audrey.live.stream.make_segmenter) and the rejection's calibration.
+# `audrey listen` / `audrey transcribe` (`live_segmenter`) and the rejection's calibration.
 LIVE = SegmenterSettings(
     hangover=0.1,  # quiet this long ends a digit: under the shortest pause between digits in a string
     #                (~0.15 s), over the closures inside one ("six", "eight"); it is most of the latency
@@ -263,3 +263,8 @@ def segment(audio: np.ndarray, rate: int, settings: SegmenterSettings) -> list[S
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     seg = Segmenter(rate, settings, initial_floor_db=prime_floor_db(audio, rate))
     return seg.feed(audio) + seg.flush()
+
+
+def live_segmenter(rate: int, initial_floor_db: float | None = None) -> Segmenter:
+    """The segmenter live and offline recognition (and the rejection's calibration) use: LIVE."""
+    return Segmenter(rate, LIVE, initial_floor_db)

@@ -1,6 +1,6 @@
 """Audio blocks in, stretches of speech between pauses out: what the CTC engine decodes at once.
 
-The words come from the one segmenter `listen` and `transcribe` use (audrey.live.stream.make_segmenter,
+The words come from the one segmenter `listen` and `transcribe` use (audrey.audio.vad.live_segmenter,
 vad.LIVE); words whose pauses stay under `string_gap` form one `Chunk`, as digits form one string in
 audrey.live.stream. A chunk keeps CONTEXT_SECONDS of the audio around its speech (the digit-string
 model was trained on utterances with silence around them), never more than half the pause to the
@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from audrey.audio.vad import LIVE, frame_levels, frame_samples
+from audrey.audio.vad import LIVE, Segment, frame_levels, frame_samples, live_segmenter
 from audrey.errors import AudreyError
-from audrey.live.stream import make_segmenter
 
 CONTEXT_SECONDS = 0.3  # audio kept either side of a chunk's speech
 MAX_CHUNK_SECONDS = 20.0  # a longer stretch of speech is cut: the model attends over a whole chunk
@@ -33,6 +32,7 @@ class Chunk:
     audio: np.ndarray  # float32
     rate: int
     speech_end: int  # one past its last sample of speech (before the context after it): live latency counts from here
+    segments: tuple[Segment, ...] = ()  # the segmenter's words that start in it, in time order
 
     @property
     def end(self) -> int:
@@ -58,7 +58,7 @@ class Chunker:
         if string_gap <= 0:
             raise AudreyError(f"--string-gap {string_gap}: must be more than 0 seconds")
         self.rate = int(rate)
-        self.segmenter = make_segmenter(self.rate, initial_floor_db)
+        self.segmenter = live_segmenter(self.rate, initial_floor_db)
         self.gap = int(round(string_gap * self.rate))
         self.context = int(round(CONTEXT_SECONDS * self.rate))
         self.max_samples = int(round(max_seconds * self.rate))
@@ -70,6 +70,7 @@ class Chunker:
         self._start: int | None = None  # the open chunk's first sample; None: no chunk open
         self._last_end = 0  # one past the open chunk's last speech sample
         self._prev_end = 0  # one past the last chunk emitted: chunks never overlap
+        self._segments: list[Segment] = []  # the open chunk's words
 
     def feed(self, block: np.ndarray) -> list[Chunk]:
         block = np.asarray(block, dtype=np.float32).reshape(-1)
@@ -77,7 +78,7 @@ class Chunker:
         self.fed += len(block)
         out = []
         for seg in self.segmenter.feed(block):
-            out += self._speech(seg.speech_start, seg.speech_end)
+            out += self._speech(seg)
         if self._start is not None and not self.segmenter.in_speech and self.fed - self._last_end >= self.gap:
             out += self._close(self.fed)
         if self._start is not None and self.fed - self._start >= self.max_samples:
@@ -88,10 +89,11 @@ class Chunker:
     def flush(self) -> list[Chunk]:
         out = []
         for seg in self.segmenter.flush():
-            out += self._speech(seg.speech_start, seg.speech_end)
+            out += self._speech(seg)
         return out + self._close(self.fed)
 
-    def _speech(self, start: int, end: int) -> list[Chunk]:
+    def _speech(self, seg: Segment) -> list[Chunk]:
+        start, end = seg.speech_start, seg.speech_end
         out = []
         if self._start is not None and start - self._last_end >= self.gap:
             out += self._close((self._last_end + start) // 2)
@@ -99,6 +101,7 @@ class Chunker:
             self._start = max(start - self.context, self._prev_end, self._buf_start)
             self._last_end = end
         self._last_end = max(self._last_end, end)
+        self._segments.append(seg)
         return out
 
     def _close(self, limit: int) -> list[Chunk]:
@@ -118,8 +121,13 @@ class Chunker:
         return chunk
 
     def _take(self, start: int, end: int, speech_end: int) -> Chunk:
+        """Samples start..end as a chunk, with the words that start before `end` (a word the segmenter
+        reports after a split, starting before the cut, goes with the next chunk)."""
         self._prev_end = end
-        return Chunk(start, self._buf[start - self._buf_start : end - self._buf_start].copy(), self.rate, speech_end)
+        words = [s for s in self._segments if s.speech_start < end]
+        self._segments = [s for s in self._segments if s.speech_start >= end]
+        return Chunk(start, self._buf[start - self._buf_start : end - self._buf_start].copy(), self.rate, speech_end,
+                     tuple(words))
 
     def _trim(self) -> None:
         first = self._start if self._start is not None else max(self.fed - self.keep, self._prev_end)

@@ -71,6 +71,9 @@ def check_engine(engine: str, segments_options: dict, ctc_options: dict) -> None
         check_digits(ctc_options.get("--digits"))
     else:
         for name in given(ctc_options):
+            if name == "--ctc-model":
+                raise AudreyError("--ctc-model needs --engine ctc, or --confirm (the digit-string model checking the "
+                                  "segments engine's digits)")
             raise AudreyError(f"{name} needs --engine ctc: the segments engine reads one digit per stretch of speech "
                               "and cannot hold a recording to a number of digits")
 

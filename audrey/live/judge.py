@@ -104,6 +104,7 @@ class Verdict:
     hiss_db: float | None = None  # onset energy above 4 kHz against below, for wideband input (onset_hiss_db)
     phone_match: float | None = None  # how well it matches the digit's phones (phones.DigitMatcher; 0 = best)
     heard: str | None = None  # the phones the segment sounds like, e.g. "h aI"
+    string_p: float | None = None  # --confirm: the digit-string model's posterior for the digit (audrey.live.confirm)
 
 
 def detector_agreement(detector_logits: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:

@@ -151,18 +151,25 @@ def listen(
     engine: str = "segments",
     digits: int | None = None,
     ctc_model: Path | None = None,
+    confirm: bool | None = None,
     stream=None,
     out: TextIO | None = None,
 ) -> ListenResult:
     """Listen until Ctrl-C / SIGTERM (or until a file-backed `stream` ends); see the module docstring.
     `model`, `calibration`, `weights`, `observe`: --engine segments;
-    `digits`, `ctc_model` (default: the bundled digit-string model): --engine ctc."""
+    `digits`, `ctc_model` (default: the bundled digit-string model): --engine ctc; `confirm` (with
+    `ctc_model`): --engine segments checked by the digit-string model (audrey.live.confirm; None: on
+    unless `weights`)."""
     import torch
 
     from audrey.live.ctc_transcribe import check_engine
 
-    check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights, "--observe": observe},
-                 {"--digits": digits, "--ctc-model": ctc_model})
+    from audrey.live.confirm import confirm_default
+
+    check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights, "--observe": observe,
+                          "--confirm": confirm},
+                 {"--digits": digits, "--ctc-model": None if confirm_default(confirm, weights) else ctc_model})
+    confirm = engine == "segments" and confirm_default(confirm, weights)
     if rate is not None and not 8000 <= rate <= 192000:
         raise AudreyError(f"--rate {rate}: expected a sample rate between 8000 and 192000 Hz")
     if string_gap <= 0:
@@ -192,9 +199,14 @@ def listen(
             from audrey.observe.observer import Observer
 
             observer = Observer.from_file(model)
-        pipeline = DigitStream(judge, stream.rate, string_gap, observer=observer)
+        check = None
+        if confirm:
+            from audrey.live.confirm import StringCheck
+
+            check = StringCheck.from_file(ctc_model)
+        pipeline = DigitStream(judge, stream.rate, string_gap, observer=observer, confirm=check)
         info = {"engine": engine, "model": str(model), "weights": str(weights) if weights else None,
-                "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None}
+                "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None, "confirm": confirm}
     printer = Printer(out, as_json, show_rejected, digit_lines=engine == "segments")
     result = ListenResult(device=stream.name, rate=stream.rate)
 

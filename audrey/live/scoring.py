@@ -18,11 +18,11 @@ def scene_segments(scenes: list[Scene], rate: int, judge: Judge) -> dict:
     """Every scene through the live segmenter and the classifier call; per segment: kind, label,
     digit logits, embedding, detector logits, phone match to each digit (None without a phone
     recogniser), speech seconds, onset hiss. A digit scene gives its longest segment."""
-    from audrey.live.stream import make_segmenter
+    from audrey.audio.vad import live_segmenter
 
     kinds, labels, texts, waves, seconds, hiss = [], [], [], [], [], []
     for sc in scenes:
-        seg = make_segmenter(rate)
+        seg = live_segmenter(rate)
         segs = seg.feed(sc.audio) + seg.flush()
         if sc.kind == "digit":
             segs = sorted(segs, key=lambda s: s.speech_seconds)[-1:]

@@ -32,16 +32,12 @@ import numpy as np
 
 from audrey.audio.waveform import open_audio, resample
 from audrey.errors import AudreyError
-from audrey.audio.vad import LIVE, Segment, Segmenter, prime_floor_db
+from audrey.audio.vad import Segment, live_segmenter, prime_floor_db
+from audrey.live.chunks import Chunk, Chunker
 
 STRING_GAP_SECONDS = 0.9  # a pause this long closes the string
 MAX_STRING_DIGITS = 32  # a string this long is closed anyway
 PRIME_SECONDS = 30.0  # transcribe: the noise floor starts from this much of the file's beginning
-
-
-def make_segmenter(rate: int, initial_floor_db: float | None = None) -> Segmenter:
-    """The segmenter live and offline recognition (and the rejection's calibration) use: vad.LIVE."""
-    return Segmenter(rate, LIVE, initial_floor_db)
 
 
 @dataclass
@@ -58,6 +54,7 @@ class Event:
     hiss_db: float | None = None  # wideband input: the hiss at its start (audrey.live.hiss.onset_hiss_db)
     phone_match: float | None = None  # the rejection's phone recogniser: match to the digit's phones (0 = best)
     heard: str | None = None  # the phones it sounds like, e.g. "h aI"
+    string_p: float | None = None  # --confirm: the digit-string model's posterior for the digit (audrey.live.confirm)
     digits: list["Event"] = field(default_factory=list)  # string: its digit events
     latency: float | None = None  # live: seconds from the capture of the speech end to this event
     observation: object | None = None  # `listen --observe`: an audrey.observe.observer.Observation (logit lens, OOD)
@@ -82,6 +79,8 @@ class Event:
                 out["phone_match"] = round(self.phone_match, 2)
             if self.heard is not None:
                 out["heard"] = self.heard
+            if self.string_p is not None:
+                out["string_p"] = round(self.string_p, 4)
         if self.latency is not None:
             out["latency_ms"] = round(self.latency * 1000, 1)
         if self.observation is not None:
@@ -93,14 +92,19 @@ class DigitStream:
     """Feed blocks with `feed()` (any size, at `rate`); `flush()` at the end. Both return events."""
 
     def __init__(self, judge, rate: int, string_gap: float = STRING_GAP_SECONDS, initial_floor_db: float | None = None,
-                 observer=None):
-        """`observer`: an audrey.observe.observer.Observer; each digit and rejection then carries what it saw."""
+                 observer=None, confirm=None):
+        """`observer`: an audrey.observe.observer.Observer; each digit and rejection then carries what it saw.
+        `confirm`: an audrey.live.confirm.StringCheck; the words are then judged a stretch of speech at a
+        time (an audrey.live.chunks Chunk, closed by a `string_gap` pause), once the digit-string model has
+        read it, and a digit it does not hear is not a digit."""
         self.observer = observer
         if string_gap <= 0:
             raise AudreyError(f"--string-gap {string_gap}: must be more than 0 seconds")
         self.judge = judge
         self.rate = int(rate)
-        self.segmenter = make_segmenter(self.rate, initial_floor_db)
+        self.confirm = confirm
+        self.chunker = Chunker(self.rate, string_gap, initial_floor_db) if confirm is not None else None
+        self.segmenter = self.chunker.segmenter if self.chunker else live_segmenter(self.rate, initial_floor_db)
         self.gap = int(round(string_gap * self.rate))
         self.fed = 0  # samples fed
         self.open: list[Event] = []  # digits of the open string
@@ -128,19 +132,38 @@ class DigitStream:
         block = np.asarray(block, dtype=np.float32).reshape(-1)
         self.fed += len(block)
         events = []
-        for seg in self.segmenter.feed(block):
-            events += self._segment(seg, captured)
+        if self.chunker is not None:
+            for chunk in self.chunker.feed(block):
+                events += self._chunk(chunk, captured)
+        else:
+            for seg in self.segmenter.feed(block):
+                events += self._segment(seg, self.judge.judge([seg.audio], [seg.speech_seconds], self.rate)[0], captured)
         events += self._close_if_quiet()
         return events
 
     def flush(self) -> list[Event]:
         events = []
-        for seg in self.segmenter.flush():
-            events += self._segment(seg, None)
+        if self.chunker is not None:
+            for chunk in self.chunker.flush():
+                events += self._chunk(chunk, None)
+        else:
+            for seg in self.segmenter.flush():
+                events += self._segment(seg, self.judge.judge([seg.audio], [seg.speech_seconds], self.rate)[0], None)
         return events + self._close()
 
-    def _segment(self, seg: Segment, captured: float | None) -> list[Event]:
-        verdict = self.judge.judge([seg.audio], [seg.speech_seconds], self.rate)[0]
+    def _chunk(self, chunk: Chunk, captured: float | None) -> list[Event]:
+        """--confirm: a closed stretch of speech, its words judged together and checked by the string model."""
+        words = list(chunk.segments)
+        if not words:
+            return []
+        verdicts = self.judge.judge([w.audio for w in words], [w.speech_seconds for w in words], self.rate)
+        verdicts = self.confirm.apply(verdicts, self.confirm.word_posteriors(chunk, words))
+        events = []
+        for w, v in zip(words, verdicts):
+            events += self._segment(w, v, captured)
+        return events
+
+    def _segment(self, seg: Segment, verdict, captured: float | None) -> list[Event]:
         start, end = seg.speech_start / self.rate, seg.speech_end / self.rate
         latency = None
         if captured is not None:  # measured before observing: --observe's extra pass is not recognition
@@ -148,7 +171,7 @@ class DigitStream:
         seen = None
         if self.observer is not None:
             seen = self.observer.observe_wave(resample(seg.audio, self.rate, self.judge.sample_rate))
-        scores = {k: getattr(verdict, k) for k in ("p_digit", "distance", "hiss_db", "phone_match", "heard")}
+        scores = {k: getattr(verdict, k) for k in ("p_digit", "distance", "hiss_db", "phone_match", "heard", "string_p")}
         if not verdict.accepted:
             if self.open and not seg.forced:  # a sound inside the string (not endless noise): not a pause
                 self._last_end = max(self._last_end, seg.speech_end)
@@ -245,6 +268,9 @@ def feed_file(path: Path, make_stream, block_seconds: float = 1.0) -> Transcript
     return Transcript(path, fed / rate, rate, events)
 
 
-def transcribe_file(path: Path, judge, string_gap: float = STRING_GAP_SECONDS, block_seconds: float = 1.0) -> Transcript:
-    """Every digit string in a recording of any length, segment by segment through `DigitStream`."""
-    return feed_file(path, lambda rate, floor: DigitStream(judge, rate, string_gap, initial_floor_db=floor), block_seconds)
+def transcribe_file(path: Path, judge, string_gap: float = STRING_GAP_SECONDS, block_seconds: float = 1.0,
+                    confirm=None) -> Transcript:
+    """Every digit string in a recording of any length, segment by segment through `DigitStream`
+    (with `confirm`, an audrey.live.confirm.StringCheck, a stretch of speech at a time)."""
+    return feed_file(path, lambda rate, floor: DigitStream(judge, rate, string_gap, initial_floor_db=floor, confirm=confirm),
+                     block_seconds)

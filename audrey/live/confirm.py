@@ -1,0 +1,100 @@
+"""A second opinion for the segments engine: the digit-string model reads the whole stretch of speech.
+
+The segments engine judges each word on its own (audrey.live.judge). Heard alone, the letter "A" is
+much like "eight", "tree" like "three", "on" like "one". The digit-string model (audrey.models.ctc)
+reads the whole stretch of speech between `string_gap` pauses at once (an audrey.live.chunks
+Chunk), with the words around it, and has a token for speech that is not a digit. A digit the
+segments engine accepted is kept only where that model also hears it: somewhere inside the word's
+own time span, its posterior for that digit reaches MIN_STRING_P. Otherwise the word is "not a
+digit", with that posterior (`string_p`) and what the model heard there in the reason.
+
+The two models learnt different things from different material (a whole-word classifier on
+isolated digits; a sequence model on utterances, strings and other speech), so they rarely make the
+same mistake on a word that is not a digit, while both hear a real digit.
+
+MIN_STRING_P is low on purpose: the check is for words in which the string model finds no trace of
+the digit, not for digits it is unsure of. benchmarks/not_a_digit.py chooses it on real speech (part
+C: the real digits of speakers the string model never heard, and Speech Commands words it never
+trained on) and reports what it costs and buys.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audrey import DIGIT_WORDS
+from audrey.audio.vad import Segment
+from audrey.live.chunks import Chunk
+from audrey.models.ctc import BLANK, OTHER, TOKENS, digit_token
+from audrey.models.ctc_file import SHIPPED_CTC, CTCBundle, load_ctc
+
+MIN_STRING_P = 0.05  # the string model's posterior for the digit, at its best frame inside the word
+PAD_SECONDS = 0.5  # silence either side of a chunk, as the CTC engine decodes it (ctc_transcribe.PAD_SECONDS)
+
+
+def confirm_default(confirm: bool | None, weights: Path | None) -> bool:
+    """Whether `transcribe` and `listen` (--engine segments) check digits with the string model: as
+    told (--confirm / --no-confirm), else unless personal weights are used, whose model knows the
+    voice better than the string model does."""
+    return weights is None if confirm is None else bool(confirm)
+
+
+class StringCheck:
+    """`string_p(chunk)`: per word of a chunk, the string model's best posterior for each digit
+    inside the word's span; `apply(verdicts, probs)` vetoes the accepted digits it does not hear."""
+
+    def __init__(self, bundle: CTCBundle, min_p: float = MIN_STRING_P):
+        self.bundle = bundle
+        self.min_p = float(min_p)
+
+    @classmethod
+    def from_file(cls, path: Path | None = None) -> "StringCheck":
+        """The check with the digit-string model in `path` (default: the bundled one)."""
+        return cls(load_ctc(Path(path or SHIPPED_CTC)))
+
+    def posteriors(self, chunk: Chunk) -> tuple[np.ndarray, float]:
+        """(frames, tokens) posteriors of the chunk padded with silence, and the time in the stream
+        (seconds) of its first frame."""
+        pad = np.zeros(int(round(PAD_SECONDS * chunk.rate)), np.float32)
+        with torch.inference_mode():
+            lp = self.bundle.log_probs(np.concatenate([pad, chunk.audio, pad]), chunk.rate)
+        return lp.exp().numpy(), (chunk.start - len(pad)) / chunk.rate
+
+    def word_posteriors(self, chunk: Chunk, words: list[Segment] | None = None) -> list[np.ndarray | None]:
+        """Per word (default: the chunk's), the highest posterior of every token over the frames
+        inside its speech; None for a word that lies outside the chunk's frames."""
+        words = list(chunk.segments if words is None else words)
+        if not words:
+            return []
+        probs, offset = self.posteriors(chunk)
+        fs = self.bundle.frame_seconds
+        out = []
+        for w in words:
+            first = max(0, math.floor((w.speech_start / w.rate - offset) / fs))
+            last = min(len(probs), math.ceil((w.speech_end / w.rate - offset) / fs))
+            out.append(probs[first:last].max(axis=0) if last > first else None)
+        return out
+
+    def apply(self, verdicts: list, word_probs: list[np.ndarray | None]) -> list:
+        """The verdicts (audrey.live.judge.Verdict) with `string_p` set, and an accepted digit the
+        string model does not hear turned into "not a digit"."""
+        for v, p in zip(verdicts, word_probs):
+            if p is None:
+                continue
+            v.string_p = float(p[digit_token(v.digit)])
+            if v.accepted and v.string_p < self.min_p:
+                v.accepted = False
+                v.reason = (f"not {DIGIT_WORDS[v.digit]} to the digit-string model, which heard {heard(p)} there "
+                            f"(p {v.string_p:.2f} < {self.min_p:.2f})")
+        return verdicts
+
+
+def heard(word_probs: np.ndarray) -> str:
+    """What the string model heard most in a word: a digit's name or "other speech"."""
+    tokens = [t for t in range(len(word_probs)) if t != BLANK]
+    best = max(tokens, key=lambda t: word_probs[t])
+    return "other speech" if best == OTHER else DIGIT_WORDS[int(TOKENS[best])]
