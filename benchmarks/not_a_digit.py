@@ -554,16 +554,21 @@ def ctc_trained_words() -> set[str]:
     return {str(words[i].path) for i in np.random.default_rng(0).permutation(len(words))[:CTC_TRAINED_WORDS]}
 
 
+WORD_FIELDS = ("digit", "accepted", "string_p", "p_digit", "phone_match", "distance", "confidence", "hiss_db", "seconds")
+
+
 def confirm_events(events) -> list[list]:
-    """[digit, accepted, string_p] per judged word of a transcript, in time order."""
-    return [[e.digit, e.kind == "digit", e.string_p] for e in events if e.kind in ("digit", "rejected")]
+    """Per judged word of a transcript, in time order: WORD_FIELDS (A's verdict and its scores, and
+    the string model's posterior for the digit)."""
+    return [[e.digit, e.kind == "digit", e.string_p, e.p_digit, e.phone_match, e.distance, e.confidence, e.hiss_db,
+             e.end - e.start] for e in events if e.kind in ("digit", "rejected")]
 
 
 def run_confirm(items: list[Item], folder: Path, seed: int) -> dict:
     """Every file through transcribe_file with --confirm's check at string_p threshold 0 (A's verdicts,
     each word's string_p recorded), and each fold's word stream through DigitStream the same way;
     cached. Any threshold's output is then computed from the records (`confirmed_printed`)."""
-    cached = folder / "confirm.json"
+    cached = folder / "confirm-2.json"  # WORD_FIELDS
     if cached.is_file():
         return json.loads(cached.read_text())
     from audrey.live.confirm import StringCheck
@@ -590,8 +595,10 @@ def run_confirm(items: list[Item], folder: Path, seed: int) -> dict:
     return out
 
 
-def confirmed_digits(records: list[list], min_p: float) -> str:
-    return "".join(str(d) for d, accepted, p in records if accepted and (p is None or p >= min_p))
+def confirmed_digits(records: list[list], min_p: float, accept=None) -> str:
+    """The digits printed at `min_p`; `accept(record)`: A's verdict recomputed (default: as judged)."""
+    return "".join(str(r[0]) for r in records
+                   if (r[1] if accept is None else accept(r)) and (r[2] is None or r[2] >= min_p))
 
 
 def choose_min_p(items: list[Item], conf: dict, share: float) -> tuple[float, dict]:
@@ -600,7 +607,7 @@ def choose_min_p(items: list[Item], conf: dict, share: float) -> tuple[float, di
     the other half tests it."""
     half = lambda it: stable_fold(it.speaker + "-confirm") % 2  # noqa: E731
     calib_items = [j for j, it in enumerate(items) if it.kind == "digit" and ctc_unheard(it) and half(it) == 0]
-    kept = [max((p for d, a, p in conf["files"][j] if a and d == int(items[j].label) and p is not None), default=None)
+    kept = [max((r[2] for r in conf["files"][j] if r[1] and r[0] == int(items[j].label) and r[2] is not None), default=None)
             for j in calib_items]
     calib = [p for p in kept if p is not None]
     min_p = float(np.quantile(calib, 1 - share))
@@ -608,8 +615,37 @@ def choose_min_p(items: list[Item], conf: dict, share: float) -> tuple[float, di
                    "calibration_speakers": len({it.speaker for it in items if it.kind == "digit" and ctc_unheard(it) and half(it) == 0})}
 
 
+ABLATIONS = {"the six tests": (), **{f"without {t}": (t,) for t in TESTS},
+             "without distance, confidence": ("distance", "confidence"),
+             "length, detector, phone": ("distance", "confidence", "hiss"),
+             "length, phone": ("detector", "distance", "confidence", "hiss"),
+             "length only": ("detector", "phone", "distance", "confidence", "hiss")}
+
+
+def ablation(items: list[Item], seg: dict, conf: dict, min_p: float, cal) -> tuple[dict, int]:
+    """With the string model's check at `min_p`: the figures when some of A's six tests are left out
+    (each verdict recomputed from its recorded scores); and how many recomputed verdicts of the
+    full set disagree with the recorded ones (should be 0)."""
+    def accept(dropped):
+        return lambda r: not [t for t in failed_tests(dict(zip(WORD_FIELDS, r)), cal) if t not in dropped]
+
+    mismatch = sum(accept(())(r) != r[1] for recs in conf["files"] for r in recs)
+    hours = sum(s["seconds"] for s in conf["streams"]) / 3600
+    out = {}
+    for name, dropped in ABLATIONS.items():
+        ok = accept(dropped)
+        prn = [confirmed_digits(r, min_p, ok) for r in conf["files"]]
+        f = figures(items, prn, seg["item_seconds"])
+        out[name] = {"words": f["words_printing_a_digit"], "digits": f["digits_accepted_and_right"],
+                     "noise": f["noise_printing_a_digit"], "names_per_minute": f["name: all"]["digits_per_minute"],
+                     "an4_per_minute": f["an4: no number word"]["digits_per_minute"],
+                     "per_hour": round(sum(len(confirmed_digits(st["events"], min_p, ok)) for st in conf["streams"]) / hours, 1)}
+    return out, mismatch
+
+
 def confirm_result(items: list[Item], seg: dict, conf: dict, share: float) -> dict:
     min_p, how = choose_min_p(items, conf, share)
+    ablation_table, mismatch = ablation(items, seg, conf, min_p, starter_judge().calibration)
     trained = ctc_trained_words()
     half = lambda it: stable_fold(it.speaker + "-confirm") % 2  # noqa: E731
 
@@ -643,7 +679,7 @@ def confirm_result(items: list[Item], seg: dict, conf: dict, share: float) -> di
             "A_figures_same_path": subsets(figures(items, a_printed, seg["item_seconds"]), a_printed),
             "files_same_as_A_segments": same_as_a, "stream": {"hours": round(hours, 3), "A_per_hour": per_hour(-1.0),
                                                               "C_per_hour": per_hour(min_p)},
-            "tradeoff": tradeoff, "seconds": conf["seconds"]}
+            "tradeoff": tradeoff, "seconds": conf["seconds"], "ablation": ablation_table, "ablation_mismatches": mismatch}
 
 
 # --- output ---------------------------------------------------------------------------------------
@@ -751,6 +787,12 @@ def print_confirm(c: dict) -> None:
         f"{k} {pct(a['near_misses'][k]['printing_a_digit']).strip()} -> {pct(f['near_misses'][k]['printing_a_digit']).strip()}"
         for k in a["near_misses"]))
     print(f"  A through --confirm's path printed what A's segments print for {c['files_same_as_A_segments']} files")
+    print(f"  which of A's six tests still pull their weight with --confirm (each verdict recomputed from its scores; "
+          f"{c['ablation_mismatches']} disagree with the recorded ones):")
+    print(f"    {'':34s} {'words':>7s} {'digits':>7s} {'noise':>6s} {'names/min':>9s} {'AN4/min':>8s} {'per hour':>8s}")
+    for name, r in c["ablation"].items():
+        print(f"    {name:34s} {pct(r['words'])} {pct(r['digits'])} {pct(r['noise']):>6s} {rate(r['names_per_minute']):>9s} "
+              f"{rate(r['an4_per_minute']):>8s} {r['per_hour']:8.1f}")
     print("  trade-off (min_string_p: words / digits / per hour): " + "; ".join(
         f"{t['min_string_p']:g}: {t['words_printing_a_digit']:.1%} / {t['digits_accepted_and_right']:.1%} / {t['per_hour']:.0f}"
         for t in c["tradeoff"]))

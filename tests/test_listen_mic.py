@@ -196,16 +196,22 @@ def test_listen_errors_are_one_line(vmic, tiny_model, tmp_path):
 def test_listen_confirm_agrees_with_transcribe_at_any_rate(vmic, tmp_path, rate):
     """--confirm live and offline are one path: the same recording played into the microphone, read
     at 16, 44.1 or 48 kHz, gives the strings `transcribe --confirm` gives for the file, and each digit
-    carries the digit-string model's posterior."""
+    carries the digit-string model's posterior. (Digits the string model hears clearly in this voice,
+    string_p 0.95-1.0 offline at each rate: a digit near its threshold would flip with the microphone
+    path's jitter, and the test would measure that rather than the pipeline.)"""
+    from audrey import DIGIT_WORDS
+    from audrey.data.features import cache_root
+    from audrey.data.scenes import render_clips, voice_list
     from audrey.live.confirm import StringCheck
     from audrey.live.judge import Judge
     from audrey.live.stream import transcribe_file
-    from helpers import two_strings_recording
+    from helpers import VOICE
 
-    path = tmp_path / "two.wav"
-    two_strings_recording(path)
+    clips = render_clips([(DIGIT_WORDS[int(c)], voice_list([VOICE])[0], 150) for c in "28355283"], cache_root() / "strings", RATE)
+    audio = compose(clips, [0.3, 0.25, 0.35, 2.5, 0.3, 0.25, 0.35], RATE, lead=1.0, tail=1.2)[0]
+    path = track(tmp_path, "confirm", [audio], noise_snr=30, seed=3)
     offline = transcribe_file(path, Judge.from_file(STARTER), confirm=StringCheck.from_file()).text.split()
-    assert offline == ["7215", "863"]
+    assert offline == ["2835", "5283"]
     listener = listen_to(STARTER, [path], "--confirm", "--rate", str(rate))
     assert listener.events[0]["rate"] == rate and listener.events[0]["confirm"] is True
     assert listener.strings() == offline
