@@ -803,8 +803,9 @@ def plot(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = {"A: shipped stack (digits heard)": res["A"]["figures"], **{f"{v} (speaker-disjoint)": res[v]["figures"] for v in FIXES}}
-    per_hour = [res["B"]["stream"]["A_per_hour"]] + [res[v]["stream"]["B_per_hour"] for v in FIXES]
+    cols = {"A: shipped stack (digits heard)": res["A"]["figures"], **{f"{v} (speaker-disjoint)": res[v]["figures"] for v in FIXES},
+            "C: A + --confirm (the default)": res["C"]["figures"]}
+    per_hour = [res["B"]["stream"]["A_per_hour"]] + [res[v]["stream"]["B_per_hour"] for v in FIXES] + [res["C"]["stream"]["C_per_hour"]]
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.0))
     width = 0.8 / len(cols)
     labels = ["words\nprinted", "noise\nprinted", "tree/three", "on/one", "no/nine", "digits\naccepted+right"]
@@ -835,6 +836,12 @@ def plot(res: dict, path: Path) -> None:
                      color=curve.get_color(), label=f"{v}, thresholds chosen per fold")
     a = res["A"]["figures"]
     axes[2].plot([100 * a["words_printing_a_digit"]], [100 * a["digits_accepted_and_right"]], "^", ms=8, label="A (digits heard)")
+    t = res["C"]["tradeoff"]
+    curve = axes[2].plot([100 * r["words_printing_a_digit"] for r in t], [100 * r["digits_accepted_and_right"] for r in t], "o-",
+                         ms=3, label="C: A + --confirm, min_string_p 0-0.5")[0]
+    f = res["C"]["figures"]
+    axes[2].plot([100 * f["words_printing_a_digit"]], [100 * f["digits_accepted_and_right"]], "s", ms=8,
+                 color=curve.get_color(), label=f"C at min_string_p {res['C']['min_string_p']:.3f}")
     axes[2].axvline(2, color="grey", lw=0.8, ls="--")
     axes[2].axhline(97, color="grey", lw=0.8, ls="--")
     axes[2].set_xlabel("SC words printing a digit (%)")
