@@ -212,13 +212,15 @@ def test_sets(test, test_noise, args) -> dict[str, list[tuple[str, np.ndarray, s
 
 
 class Classic:
-    """Today's `transcribe`: the starter's Judge through DigitStream, on a file."""
+    """Today's `transcribe`: the starter's Judge through DigitStream, on a file (with `confirm`, an
+    audrey.live.confirm.StringCheck, as `transcribe --confirm`)."""
 
-    def __init__(self, model: Path, tmp: Path):
+    def __init__(self, model: Path, tmp: Path, confirm=None):
         from audrey.live.judge import Judge
 
         self.judge = Judge.from_file(model, need_calibration=True)
         self.tmp = tmp
+        self.confirm = confirm
 
     def __call__(self, name: str, wave: np.ndarray) -> str:
         from audrey.audio import waveform
@@ -226,7 +228,7 @@ class Classic:
         from audrey.live.stream import transcribe_file
 
         path = waveform.write_audio(self.tmp / f"{name}.wav", wave, RATE)
-        return transcribe_file(path, self.judge).text.replace(" ", "")
+        return transcribe_file(path, self.judge, confirm=self.confirm).text.replace(" ", "")
 
 
 class CTCTranscribe:
