@@ -174,8 +174,9 @@ def test_gate_rejects_bad_takes_through_the_microphone(vmic, espeak_digit, tmp_p
     finally:
         rec.close(1)
 
-    # a noisy room: a fan-like hiss ~15 dB under the voice, running before the session starts
-    hiss = wav("hiss", 0.04 * np.random.default_rng(0).standard_normal(6 * RATE).astype(np.float32))
+    # a noisy room: a fan-like hiss ~15 dB under the voice, running before the session starts and
+    # until it is switched off (long enough for any start-up time: `record` loads its take-check model first)
+    hiss = wav("hiss", 0.04 * np.random.default_rng(0).standard_normal(30 * RATE).astype(np.float32))
     fan = play(hiss)
     time.sleep(0.3)
     rec = Recorder("--speaker", "gate", "--root", str(root), "--digits", "3", "--takes-per-digit", "1",
