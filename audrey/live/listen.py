@@ -1,11 +1,12 @@
-"""`audrey listen`: digits from the microphone, printed as soon as each one (--engine ctc: each string) ends.
+"""`audrey listen`: digits from the microphone, printed as each one ends (with --confirm, the default,
+once its stretch of speech has ended; --engine ctc: each string).
 
 The sounddevice callback only copies each 20 ms block into MicStream's bounded queue; this loop reads
 the blocks and feeds them to the stream `audrey transcribe` runs over files with the same engine:
 `DigitStream` (audrey.live.stream; --engine segments: one segmenter, one classifier call with its
-rejection per word) or `CTCStream` (audrey.live.ctc_transcribe; --engine ctc: the digit-string model
-reads each stretch of speech between --string-gap pauses whole, so its string comes once the pause
-has passed). The device and its sample rate are the system's defaults unless --device / --rate say
+rejection per word, and the digit-string model's second opinion, audrey.live.confirm) or
+`CTCStream` (audrey.live.ctc_transcribe; --engine ctc: the digit-string model reads each stretch of
+speech between --string-gap pauses whole, so its string comes once the pause has passed). The device and its sample rate are the system's defaults unless --device / --rate say
 otherwise; audio is resampled to the model's rate.
 
 Output on stdout, one line per event, flushed at once:
