@@ -509,11 +509,8 @@ def transcribe_cmd(
     `listen` uses; --engine ctc: the digit-string model, which also reads digits said without a pause)."""
     from audrey.live.ctc_transcribe import check_engine
 
-    from audrey.live.confirm import confirm_default
-
-    check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights, "--confirm": confirm},
-                 {"--digits": digits, "--ctc-model": None if confirm_default(confirm, weights) else ctc_model})
-    confirm = confirm_default(confirm, weights)
+    confirm = check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights,
+                                    "--confirm": confirm}, {"--digits": digits, "--ctc-model": ctc_model})
     if engine == "ctc":
         from audrey.live.ctc_transcribe import transcribe_ctc
         from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
@@ -524,12 +521,10 @@ def transcribe_cmd(
         from audrey.live.judge import Judge
         from audrey.live.stream import transcribe_file
 
-        judge = Judge.from_file(model_path(model), calibration, weights=weights)
-        check = None
-        if confirm:
-            from audrey.live.confirm import StringCheck
+        from audrey.live.confirm import StringCheck
 
-            check = StringCheck.from_file(ctc_model)
+        judge = Judge.from_file(model_path(model), calibration, weights=weights)
+        check = StringCheck.from_file(ctc_model) if confirm else None
         transcribe = functools.partial(transcribe_file, judge=judge, string_gap=string_gap, confirm=check)
     for path in files:
         t = transcribe(path)

@@ -125,7 +125,7 @@ def read_material(args) -> Material:
 
     real: dict[str, list] = defaultdict(list)
     for clip in read_corpus(args.aligned):
-        if is_test_speaker(clip.speaker, args):
+        if is_test_speaker(clip.speaker, args.an4_share, args.alnum_share):
             real[clip.speaker].append(clip)
     words = [w for w in read_non_digits(args.speech_commands) if not w.is_noise]
     pick = np.random.default_rng(12345).permutation(len(words))[:WORD_POOL]
@@ -405,15 +405,17 @@ def plot(fig: dict, path: Path) -> None:
 
 
 def main() -> None:
+    from strings_ctc import ALNUM_SHARE, AN4_SHARE
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--aligned", type=Path, default=REPO.parent / "main" / "data" / "aligned", help="`audrey data align` output")
+    ap.add_argument("--aligned", type=Path, default=REPO / "data" / "aligned", help="`audrey data align --out` folder")
     ap.add_argument("--speech-commands", type=Path, default=SHARED / "speech-commands")
     ap.add_argument("--model", type=Path, default=REPO / "models" / "starter.safetensors", help="the segments engine's model")
     ap.add_argument("--ctc-model", type=Path, default=REPO / "models" / "digits.ctc.safetensors")
-    ap.add_argument("--an4-share", type=float, default=0.25, help="AN4 speakers held out (as strings_ctc.py)")
-    ap.add_argument("--alnum-share", type=float, default=0.5, help="phone-number speakers held out (as strings_ctc.py)")
+    ap.add_argument("--an4-share", type=float, default=AN4_SHARE, help="AN4 speakers held out (as strings_ctc.py)")
+    ap.add_argument("--alnum-share", type=float, default=ALNUM_SHARE, help="phone-number speakers held out (as strings_ctc.py)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "captcha.json")
     args = ap.parse_args()
     torch.set_num_threads(1)

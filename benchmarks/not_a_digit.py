@@ -103,8 +103,6 @@ NUMBER_WORD = re.compile(r"(teen|ty|tieth|teenth)$|^(ten|eleven|twelve|hundred|t
 KINDS = ("digit", "word", "noise", "name", "an4")
 TESTS = ("length", "detector", "phone", "distance", "confidence", "hiss")  # the six of audrey.live.judge
 VERSION = 1  # of the cached segment/verdict format
-CTC_HELD_OUT = {"an4": 0.25, "alphanumeric": 0.5}  # strings_ctc.py's --an4-share and --alnum-share
-CTC_TRAINED_WORDS = 800  # strings_ctc.py's --words
 CONFIRM_SHARE = 0.99  # of the calibration half's right digits that --confirm's threshold keeps
 FIXES = {"B": False, "B+espeak": True}  # part B's detectors: real material only; real + espeak-ng (whether espeak_set is added)
 METHODS = {
@@ -538,20 +536,26 @@ def tradeoff(items: list[Item], seg: dict, folds: list[dict]) -> list[dict]:
 # --- C: A with the digit-string model's second opinion (--confirm) --------------------------------
 
 def ctc_unheard(it: Item) -> bool:
-    """A speaker the shipped digit-string model never trained on (benchmarks/strings_ctc.py holds out
-    these shares of AN4's and the phone numbers' speakers; it trained on every FSDD and Speech
-    Commands digit)."""
-    from audrey.data.strings import held_out
+    """A speaker the shipped digit-string model never trained on (strings_ctc.is_test_speaker; it
+    trained on every FSDD and Speech Commands digit)."""
+    from strings_ctc import is_test_speaker
 
-    return (it.corpus == "an4" and held_out(it.speaker, CTC_HELD_OUT["an4"])) or \
-        (it.corpus == "alphanumeric" and held_out(it.speaker, CTC_HELD_OUT["alphanumeric"]))
+    return it.corpus in ("an4", "alphanumeric") and is_test_speaker(it.speaker)
 
 
 def ctc_trained_words() -> set[str]:
-    """The Speech Commands words the shipped digit-string model heard (strings_ctc.build_material's
-    seeded choice of --words 800)."""
+    """The Speech Commands words the shipped digit-string model heard: strings_ctc.build_material's
+    choice of its WORDS, the first draw of its generator (seed 0)."""
+    from strings_ctc import WORDS
+
     words = [w for w in read_non_digits(SHARED / "speech-commands") if not w.is_noise]
-    return {str(words[i].path) for i in np.random.default_rng(0).permutation(len(words))[:CTC_TRAINED_WORDS]}
+    return {str(words[i].path) for i in np.random.default_rng(0).permutation(len(words))[:WORDS]}
+
+
+def confirm_half(it: Item) -> int:
+    """Which half of the string model's unheard speakers an item's speaker is in: 0 chooses
+    --confirm's threshold, 1 tests it."""
+    return stable_fold(it.speaker + "-confirm") % 2
 
 
 WORD_FIELDS = ("digit", "accepted", "string_p", "p_digit", "phone_match", "distance", "confidence", "hiss_db", "seconds")
@@ -605,14 +609,13 @@ def choose_min_p(items: list[Item], conf: dict, share: float) -> tuple[float, di
     """The highest string_p threshold that keeps `share` of the digits A got right, on the
     calibration half of the real digits the string model never heard (speakers split by a hash);
     the other half tests it."""
-    half = lambda it: stable_fold(it.speaker + "-confirm") % 2  # noqa: E731
-    calib_items = [j for j, it in enumerate(items) if it.kind == "digit" and ctc_unheard(it) and half(it) == 0]
+    calib_items = [j for j, it in enumerate(items) if it.kind == "digit" and ctc_unheard(it) and confirm_half(it) == 0]
     kept = [max((r[2] for r in conf["files"][j] if r[1] and r[0] == int(items[j].label) and r[2] is not None), default=None)
             for j in calib_items]
     calib = [p for p in kept if p is not None]
     min_p = float(np.quantile(calib, 1 - share))
     return min_p, {"calibration_digits": len(calib), "share_kept": share,
-                   "calibration_speakers": len({it.speaker for it in items if it.kind == "digit" and ctc_unheard(it) and half(it) == 0})}
+                   "calibration_speakers": len({it.speaker for it in items if it.kind == "digit" and ctc_unheard(it) and confirm_half(it) == 0})}
 
 
 ABLATIONS = {"the six tests": (), **{f"without {t}": (t,) for t in TESTS},
@@ -647,13 +650,12 @@ def confirm_result(items: list[Item], seg: dict, conf: dict, share: float) -> di
     min_p, how = choose_min_p(items, conf, share)
     ablation_table, mismatch = ablation(items, seg, conf, min_p, starter_judge().calibration)
     trained = ctc_trained_words()
-    half = lambda it: stable_fold(it.speaker + "-confirm") % 2  # noqa: E731
 
     def printed(t):
         return [confirmed_digits(r, t) for r in conf["files"]]
 
     def subsets(out, prn):
-        digits_unheard_test = [j for j, it in enumerate(items) if it.kind == "digit" and ctc_unheard(it) and half(it) == 1]
+        digits_unheard_test = [j for j, it in enumerate(items) if it.kind == "digit" and ctc_unheard(it) and confirm_half(it) == 1]
         words = {"unseen": [j for j, it in enumerate(items) if it.kind == "word" and str(it.path) not in trained],
                  "seen": [j for j, it in enumerate(items) if it.kind == "word" and str(it.path) in trained]}
         out["digits_unheard_by_both_test_half"] = {

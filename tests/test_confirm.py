@@ -144,6 +144,21 @@ def test_confirm_options_fail_in_one_line(two_strings, args, message):
     assert message in res.output and len(res.output.strip().splitlines()) == 1, res.output
 
 
+def test_a_damaged_string_model_and_listen_options_fail_in_one_line(two_strings, tmp_path):
+    """A damaged digit-string model given to --confirm fails before any audio is read, naming the
+    file; listen checks its --confirm options before it opens a device."""
+    from audrey.models.ctc_file import SHIPPED_CTC
+
+    cut = tmp_path / "cut.ctc.safetensors"
+    cut.write_bytes(SHIPPED_CTC.read_bytes()[:5000])
+    res = CliRunner().invoke(app, ["transcribe", "--confirm", "--ctc-model", str(cut), str(two_strings)])
+    assert res.exit_code == 2 and str(cut) in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    for args, message in ((["--engine", "ctc", "--confirm"], "--confirm is for --engine segments"),
+                          (["--no-confirm", "--ctc-model", str(cut)], "--ctc-model needs --engine ctc")):
+        res = CliRunner().invoke(app, ["listen", *args])
+        assert res.exit_code == 2 and message in res.output and len(res.output.strip().splitlines()) == 1, res.output
+
+
 # Real speech (../shared): words and a spelled name the segments engine takes for digits and the
 # string model refuses (its posterior for the digit under 0.005; R_5MRLVafIukImdof is a speaker the
 # string model never heard), and a real "one" by the speaker of that "on", which both hear.

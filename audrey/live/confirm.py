@@ -24,28 +24,20 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from audrey import DIGIT_WORDS
 from audrey.audio.vad import Segment
 from audrey.live.chunks import Chunk
-from audrey.models.ctc import BLANK, OTHER, TOKENS, digit_token
+from audrey.live.ctc_transcribe import decode_chunk
+from audrey.models.ctc import BLANK, digit_token, token_digit
 from audrey.models.ctc_file import SHIPPED_CTC, CTCBundle, load_ctc
 
 MIN_STRING_P = 0.05  # the string model's posterior for the digit, at its best frame inside the word
-PAD_SECONDS = 0.5  # silence either side of a chunk, as the CTC engine decodes it (ctc_transcribe.PAD_SECONDS)
-
-
-def confirm_default(confirm: bool | None, weights: Path | None) -> bool:
-    """Whether `transcribe` and `listen` (--engine segments) check digits with the string model: as
-    told (--confirm / --no-confirm), else unless personal weights are used, whose model knows the
-    voice better than the string model does."""
-    return weights is None if confirm is None else bool(confirm)
 
 
 class StringCheck:
-    """`string_p(chunk)`: per word of a chunk, the string model's best posterior for each digit
-    inside the word's span; `apply(verdicts, probs)` vetoes the accepted digits it does not hear."""
+    """`word_posteriors(chunk)`: per word of a chunk, the string model's best posterior for each
+    token inside the word's span; `apply(verdicts, those)` vetoes the accepted digits it does not hear."""
 
     def __init__(self, bundle: CTCBundle, min_p: float = MIN_STRING_P):
         self.bundle = bundle
@@ -56,21 +48,14 @@ class StringCheck:
         """The check with the digit-string model in `path` (default: the bundled one)."""
         return cls(load_ctc(Path(path or SHIPPED_CTC)))
 
-    def posteriors(self, chunk: Chunk) -> tuple[np.ndarray, float]:
-        """(frames, tokens) posteriors of the chunk padded with silence, and the time in the stream
-        (seconds) of its first frame."""
-        pad = np.zeros(int(round(PAD_SECONDS * chunk.rate)), np.float32)
-        with torch.inference_mode():
-            lp = self.bundle.log_probs(np.concatenate([pad, chunk.audio, pad]), chunk.rate)
-        return lp.exp().numpy(), (chunk.start - len(pad)) / chunk.rate
-
     def word_posteriors(self, chunk: Chunk, words: list[Segment] | None = None) -> list[np.ndarray | None]:
         """Per word (default: the chunk's), the highest posterior of every token over the frames
         inside its speech; None for a word that lies outside the chunk's frames."""
         words = list(chunk.segments if words is None else words)
         if not words:
             return []
-        probs, offset = self.posteriors(chunk)
+        decoded = decode_chunk(self.bundle, chunk)  # as the ctc engine reads a chunk
+        probs, offset = np.exp(decoded.lp), decoded.offset
         fs = self.bundle.frame_seconds
         out = []
         for w in words:
@@ -95,6 +80,6 @@ class StringCheck:
 
 def heard(word_probs: np.ndarray) -> str:
     """What the string model heard most in a word: a digit's name or "other speech"."""
-    tokens = [t for t in range(len(word_probs)) if t != BLANK]
-    best = max(tokens, key=lambda t: word_probs[t])
-    return "other speech" if best == OTHER else DIGIT_WORDS[int(TOKENS[best])]
+    best = max((t for t in range(len(word_probs)) if t != BLANK), key=lambda t: word_probs[t])
+    digit = token_digit(best)
+    return "other speech" if digit is None else DIGIT_WORDS[digit]

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from audrey.errors import AudreyError
 from audrey.live.chunks import Chunk, Chunker
@@ -59,9 +58,19 @@ def check_digits(digits: int | None) -> None:
         raise AudreyError(f"--digits {digits}: expected a number of digits from 1 to {MAX_DIGITS}")
 
 
-def check_engine(engine: str, segments_options: dict, ctc_options: dict) -> None:
+def confirm_default(confirm: bool | None, weights) -> bool:
+    """Whether `transcribe` and `listen` (--engine segments) check digits with the digit-string model
+    (audrey.live.confirm): as told (--confirm / --no-confirm), else unless personal weights are used,
+    whose model knows the voice better than the string model does."""
+    return weights is None if confirm is None else bool(confirm)
+
+
+def check_engine(engine: str, segments_options: dict, ctc_options: dict) -> bool:
     """One line for an unknown --engine, or an option given that only the other engine has
-    (option name -> value; None or False: not given); --digits checked for the ctc engine."""
+    (option name -> value; None or False: not given); --digits checked for the ctc engine. Returns
+    whether the segments engine checks its digits with the digit-string model (audrey.live.confirm:
+    --confirm / --no-confirm as given in `segments_options`, else unless --weights), which is what
+    --ctc-model then names."""
     if engine not in ENGINES:
         raise AudreyError(f"--engine {engine}: expected segments or ctc")
     given = lambda options: [name for name, value in options.items() if value not in (None, False)]  # noqa: E731
@@ -69,13 +78,17 @@ def check_engine(engine: str, segments_options: dict, ctc_options: dict) -> None
         for name in given(segments_options):
             raise AudreyError(f"{name} is for --engine segments (the digit classifier); --engine ctc reads with --ctc-model")
         check_digits(ctc_options.get("--digits"))
-    else:
-        for name in given(ctc_options):
-            if name == "--ctc-model":
-                raise AudreyError("--ctc-model needs --engine ctc, or --confirm (the digit-string model checking the "
-                                  "segments engine's digits)")
-            raise AudreyError(f"{name} needs --engine ctc: the segments engine reads one digit per stretch of speech "
-                              "and cannot hold a recording to a number of digits")
+        return False
+    confirm = confirm_default(segments_options.get("--confirm"), segments_options.get("--weights"))
+    for name in given(ctc_options):
+        if name == "--ctc-model" and confirm:
+            continue
+        if name == "--ctc-model":
+            raise AudreyError("--ctc-model needs --engine ctc, or --confirm (the digit-string model checking the "
+                              "segments engine's digits)")
+        raise AudreyError(f"{name} needs --engine ctc: the segments engine reads one digit per stretch of speech "
+                          "and cannot hold a recording to a number of digits")
+    return confirm
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,13 @@ class Decoded:
     offset: float  # seconds in the file of the padded chunk's first frame
     start: float  # seconds in the file of the chunk's first and one past its last sample:
     end: float  # token times are kept inside (a token may fire in the padding)
+
+
+def decode_chunk(bundle: CTCBundle, chunk: Chunk) -> Decoded:
+    """The model over one chunk with PAD_SECONDS of silence either side."""
+    pad = np.zeros(int(round(PAD_SECONDS * chunk.rate)), np.float32)
+    lp = bundle.log_probs(np.concatenate([pad, chunk.audio, pad]), chunk.rate).numpy()
+    return Decoded(lp, (chunk.start - len(pad)) / chunk.rate, chunk.start / chunk.rate, chunk.end / chunk.rate)
 
 
 @dataclass(frozen=True)
@@ -141,7 +161,6 @@ class CTCStream:
         self.digits = digits
         self.frame_seconds = bundle.frame_seconds
         self.chunker = Chunker(self.rate, string_gap, initial_floor_db)
-        self.pad = np.zeros(int(round(PAD_SECONDS * self.rate)), np.float32)
         self.gathered: list[Decoded] = []  # with `digits`: the chunks of the number being read
         self.heard = ""  # their best-path digits: the number is read once this many are heard
 
@@ -177,16 +196,12 @@ class CTCStream:
     def flush(self) -> list[Event]:
         return self._chunks(self.chunker.flush(), None) + self._number()
 
-    def _decode(self, chunk: Chunk) -> Decoded:
-        with torch.inference_mode():
-            lp = self.bundle.log_probs(np.concatenate([self.pad, chunk.audio, self.pad]), self.rate).numpy()
-        return Decoded(lp, (chunk.start - len(self.pad)) / self.rate, chunk.start / self.rate, chunk.end / self.rate)
 
     def _chunks(self, chunks: list[Chunk], captured: float | None) -> list[Event]:
         out = []
         fs = self.frame_seconds
         for chunk in chunks:
-            d = self._decode(chunk)
+            d = decode_chunk(self.bundle, chunk)
             tokens = greedy(d.lp, fs)
             heard = [Heard(t, d, round(t.start / fs), round(t.end / fs)) for t in tokens]
             if self.digits is None:

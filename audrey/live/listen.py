@@ -6,8 +6,9 @@ the blocks and feeds them to the stream `audrey transcribe` runs over files with
 `DigitStream` (audrey.live.stream; --engine segments: one segmenter, one classifier call with its
 rejection per word, and the digit-string model's second opinion, audrey.live.confirm) or
 `CTCStream` (audrey.live.ctc_transcribe; --engine ctc: the digit-string model reads each stretch of
-speech between --string-gap pauses whole, so its string comes once the pause has passed). The device and its sample rate are the system's defaults unless --device / --rate say
-otherwise; audio is resampled to the model's rate.
+speech between --string-gap pauses whole, so its string comes once the pause has passed). The
+device and its sample rate are the system's defaults unless --device / --rate say otherwise; audio
+is resampled to the model's rate.
 
 Output on stdout, one line per event, flushed at once:
   text:    "4  (0.98)" per digit (--engine segments only: with ctc a string's digits all come with it),
@@ -165,12 +166,8 @@ def listen(
 
     from audrey.live.ctc_transcribe import check_engine
 
-    from audrey.live.confirm import confirm_default
-
-    check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights, "--observe": observe,
-                          "--confirm": confirm},
-                 {"--digits": digits, "--ctc-model": None if confirm_default(confirm, weights) else ctc_model})
-    confirm = engine == "segments" and confirm_default(confirm, weights)
+    confirm = check_engine(engine, {"--model": model, "--calibration": calibration, "--weights": weights,
+                                    "--observe": observe, "--confirm": confirm}, {"--digits": digits, "--ctc-model": ctc_model})
     if rate is not None and not 8000 <= rate <= 192000:
         raise AudreyError(f"--rate {rate}: expected a sample rate between 8000 and 192000 Hz")
     if string_gap <= 0:
@@ -200,11 +197,9 @@ def listen(
             from audrey.observe.observer import Observer
 
             observer = Observer.from_file(model)
-        check = None
-        if confirm:
-            from audrey.live.confirm import StringCheck
+        from audrey.live.confirm import StringCheck
 
-            check = StringCheck.from_file(ctc_model)
+        check = StringCheck.from_file(ctc_model) if confirm else None
         pipeline = DigitStream(judge, stream.rate, string_gap, observer=observer, confirm=check)
         info = {"engine": engine, "model": str(model), "weights": str(weights) if weights else None,
                 "model_rate": judge.sample_rate, "calibrated": judge.calibration is not None, "confirm": confirm}
