@@ -81,7 +81,7 @@ from audrey.live.stream import PRIME_SECONDS, transcribe_file
 from audrey.live.thresholds import BACKED_P_DIGIT, TARGET_ACCEPT
 from audrey.models.modelfile import load_model
 from audrey.training.train import predict_features
-from real_pool import FOLDS, SHARED, corpus_of, deal_folds, read_pool, trained_folds  # benchmarks/, beside this script
+from real_pool import FOLDS, SHARED, STARTER_RECIPE, corpus_of, deal_folds, read_pool, trained_folds  # benchmarks/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -857,9 +857,9 @@ def plot(res: dict, path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--aligned", type=Path, default=REPO / "data" / "aligned", help="`audrey data align --out` folder")
-    ap.add_argument("--epochs", type=int, default=30, help="the fold models' recipe (real_pool.py --epochs)")
-    ap.add_argument("--synth", type=int, default=40, help="the fold models' recipe (real_pool.py --synth)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=STARTER_RECIPE["epochs"], help="the fold models' recipe (real_pool.py --epochs)")
+    ap.add_argument("--synth", type=int, default=STARTER_RECIPE["synth"], help="the fold models' recipe (real_pool.py --synth)")
+    ap.add_argument("--seed", type=int, default=STARTER_RECIPE["seed"])
     ap.add_argument("--limit", type=int, help="a smoke run: at most this many files of each kind per fold "
                                               "(results are then not written unless --out is given)")
     ap.add_argument("--out", type=Path)

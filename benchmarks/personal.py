@@ -1,7 +1,7 @@
 """Personal weights against DTW templates on real voices, in one run, on the same takes.
 
 Every base model here never heard the speaker it is adapted to: they are the real pool's fold
-models (benchmarks/real_pool.py, the starter's recipe: cnn-16k, 30 epochs, 40 synthetic voices).
+models (benchmarks/real_pool.py, the starter's recipe: real_pool.STARTER_RECIPE).
 
 - **FSDD k-shot** (protocol P2 of ../shared/notes/baselines.md): 6 speakers, each with the real
   pool's leave-that-speaker-out model (`real_pool.py --protocol loso`, trained on every other real
@@ -51,7 +51,7 @@ from audrey.models.personal_file import load_bundle, save_personal
 from audrey.training.personal import AdaptConfig, accuracy, adapt, first_takes
 from conditions import Conditions  # benchmarks/, beside this script
 from peers import DTW_RATE, DTWTemplates, mfcc_features
-from real_pool import FOLDS, SHARED, clip_key, deal_folds, read_pool, trained_folds
+from real_pool import FOLDS, SHARED, STARTER_RECIPE, clip_key, deal_folds, read_pool, trained_folds
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -62,11 +62,10 @@ RANKS = (0, 1, 2, 4, 8)
 ENROLL_TAKES = range(0, 10)
 VAL_TAKES = range(5, 10)
 TEST_TAKES = range(10, 50)
-BASE_RECIPE = {"config": "cnn-16k", "epochs": 30, "synth": 40, "seed": 0}  # the starter's (models/README.md)
 
 
 def base_folder(protocol: str, names: list[str]) -> Path:
-    return trained_folds(BASE_RECIPE["config"], protocol, BASE_RECIPE["epochs"], BASE_RECIPE["synth"], BASE_RECIPE["seed"], names)
+    return trained_folds(STARTER_RECIPE["config"], protocol, STARTER_RECIPE["epochs"], STARTER_RECIPE["synth"], STARTER_RECIPE["seed"], names)
 
 
 # --- the two methods on one enrollment ------------------------------------------------------------

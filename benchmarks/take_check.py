@@ -9,8 +9,7 @@ and its probability is at least FLAG_CONFIDENCE. Two errors trade against each o
   enough to say so (the take poisons the personal weights).
 
 The speakers must be ones the model never heard, as a new speaker's are: the models are the real
-pool's fold models (benchmarks/real_pool.py, cnn-16k, the starter's recipe: 30 epochs, 40 synthetic
-voices), each tested on its own fold's speakers. A mislabel is the same clip given a seeded random
+pool's fold models (benchmarks/real_pool.py, the starter's recipe: real_pool.STARTER_RECIPE), each tested on its own fold's speakers. A mislabel is the same clip given a seeded random
 other digit as its label. For each threshold: the share of correctly labelled takes flagged (false
 flags) and the share of mislabelled takes caught.
 
@@ -31,7 +30,7 @@ from audrey.data.features import FeatureCache, clip_features
 from audrey.models.modelfile import load_model
 from audrey.recording.check import FLAG_CONFIDENCE
 from audrey.training.train import predict_features
-from real_pool import FOLDS, corpus_of, deal_folds, read_pool, trained_folds  # benchmarks/, beside this script
+from real_pool import FOLDS, STARTER_RECIPE, corpus_of, deal_folds, read_pool, trained_folds  # benchmarks/, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -66,9 +65,9 @@ def flagged(probs: np.ndarray, labels: np.ndarray, threshold: float) -> np.ndarr
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--aligned", type=Path, default=REPO / "data" / "aligned", help="`audrey data align --out` folder")
-    ap.add_argument("--epochs", type=int, default=30, help="the fold models' recipe (real_pool.py --epochs)")
-    ap.add_argument("--synth", type=int, default=40, help="the fold models' recipe (real_pool.py --synth)")
-    ap.add_argument("--seed", type=int, default=0, help="the folds' seed, and the mislabels'")
+    ap.add_argument("--epochs", type=int, default=STARTER_RECIPE["epochs"], help="the fold models' recipe (real_pool.py --epochs)")
+    ap.add_argument("--synth", type=int, default=STARTER_RECIPE["synth"], help="the fold models' recipe (real_pool.py --synth)")
+    ap.add_argument("--seed", type=int, default=STARTER_RECIPE["seed"], help="the folds' seed, and the mislabels'")
     ap.add_argument("--out", type=Path, default=RESULTS / "take_check.json")
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -161,8 +161,9 @@ def test_fit_probe_never_predicts_a_class_missing_from_its_training_side():
 
 
 def test_shipped_starter_probes_read_the_starter_model():
-    """models/starter.probes.safetensors (fitted before the probes moved to sklearn) still loads
-    and reads the starter model: the logits-layer probe says what the model says."""
+    """models/starter.probes.safetensors (`audrey probe --data ../shared/data/fsdd --target digit`
+    for these exact weights) loads and reads the starter model: the logits-layer probe says what
+    the model says."""
     from audrey.cli import DEFAULT_MODEL
     from audrey.data.features import clip_features
 

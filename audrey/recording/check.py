@@ -6,9 +6,9 @@ weights the wrong digit. The session asks about it (`--auto` keeps it and report
 
 FLAG_CONFIDENCE is the top digit's probability from which such a take is flagged. It was chosen on
 speakers the model never heard (benchmarks/take_check.py, results/take_check.json): on 5,172 real
-clips of 227 speakers, each heard by a fold model trained without its speaker, 0.7 flags 0.6% of
+clips of 227 speakers, each heard by a fold model trained without its speaker, 0.7 flags 0.5% of
 correctly labelled takes and catches 84% of takes labelled with another digit (0.5 would catch 94%
-but flag 2.0% of good takes; 0.8 flags 0.3% and catches 73%).
+but flag 1.6% of good takes; 0.8 flags 0.15% and catches 74%).
 """
 
 from __future__ import annotations
