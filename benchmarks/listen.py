@@ -2,6 +2,13 @@
 
     /tmp/venv/bin/python benchmarks/listen.py [--model models/starter.safetensors] [--strings 30]
     /tmp/venv/bin/python benchmarks/listen.py --engine ctc [--ctc-model models/digits.ctc.safetensors]
+    /tmp/venv/bin/python benchmarks/listen.py --confirm     # the segments engine with --confirm, live and offline
+
+Without `--confirm` the segments engine runs as `listen --no-confirm` (each digit printed as it
+ends), live and offline alike. `--confirm` (listen's default) prints a stretch's digits once its
+pause has passed, so its per-digit latency includes the --string-gap pause; and its string model
+is weak on espeak-ng voices, the material here, so its accuracy here is not a figure for people
+(benchmarks/not_a_digit.py measures it on real speech).
 
 Needs espeak-ng and, for the live figures, PulseAudio (../shared/tools/vmic-up is run first). The
 model needs its rejection calibration beside it (`audrey calibrate --model ...`). `--engine ctc`
@@ -29,7 +36,7 @@ calibration list) and synthetic noise bursts from a seed no calibration used.
 4. CPU while listening to silence: the listener process's utime+stime over 30 s (/proc/PID/stat).
 5. Memory over a 30-minute stream, fed through the engine's stream faster than real time: RSS every minute.
 6. Transcribe speed: seconds of audio per second of compute, for a 10-minute recording.
-Results go to benchmarks/results/listen.json (--engine ctc: listen_ctc.json).
+Results go to benchmarks/results/listen.json (--confirm: listen-confirm.json; --engine ctc: listen_ctc.json).
 """
 
 from __future__ import annotations
@@ -244,8 +251,9 @@ def cpu_on_silence(options: list[str], seconds: float = 30.0) -> dict:
 class Engine:
     """The stream `listen` and `transcribe` run for one engine, and the `listen` options that pick it."""
 
-    def __init__(self, name: str, model: Path, ctc_model: Path | None):
+    def __init__(self, name: str, model: Path, ctc_model: Path | None, confirm: bool = False):
         self.name = name
+        self.check = None  # the segments engine's --confirm: an audrey.live.confirm.StringCheck
         if name == "ctc":
             from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
 
@@ -258,7 +266,12 @@ class Engine:
 
             self.model = model
             self.judge = Judge.from_file(model, need_calibration=True)
-            self.options = ["--model", str(model)]
+            self.options = ["--model", str(model), "--confirm" if confirm else "--no-confirm"] + \
+                (["--ctc-model", str(ctc_model)] if confirm and ctc_model else [])
+            if confirm:
+                from audrey.live.confirm import StringCheck
+
+                self.check = StringCheck.from_file(ctc_model)
 
     def stream(self):
         if self.judge is None:
@@ -267,7 +280,7 @@ class Engine:
             return CTCStream(self.bundle, RATE)
         from audrey.live.stream import DigitStream
 
-        return DigitStream(self.judge, RATE)
+        return DigitStream(self.judge, RATE, confirm=self.check)
 
     def transcribe(self, path: Path):
         if self.judge is None:
@@ -276,7 +289,7 @@ class Engine:
             return transcribe_ctc(path, self.bundle)
         from audrey.live.stream import transcribe_file
 
-        return transcribe_file(path, self.judge)
+        return transcribe_file(path, self.judge, confirm=self.check)
 
 
 def offline_accuracy(engine: Engine, strings: list[dict], noise_snr: float | None, seed: int) -> dict:
@@ -391,22 +404,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", choices=("segments", "ctc"), default="segments")
     ap.add_argument("--model", type=Path, default=REPO / "models" / "starter.safetensors", help="--engine segments")
-    ap.add_argument("--ctc-model", type=Path, help="--engine ctc (default: the bundled digits.ctc.safetensors)")
+    ap.add_argument("--ctc-model", type=Path, help="--engine ctc, or --confirm's string model (default: the bundled digits.ctc.safetensors)")
+    ap.add_argument("--confirm", action="store_true", help="--engine segments with the digit-string model's second opinion "
+                    "(listen's default on real speech; live and offline alike; default: --no-confirm, each digit as it ends)")
     ap.add_argument("--strings", type=int, default=30, help="strings played live (>= 100 digits at 30)")
     ap.add_argument("--offline-strings", type=int, default=150)
     ap.add_argument("--no-live", action="store_true", help="skip the virtual-microphone figures")
     ap.add_argument("--offline", nargs="*", metavar="PART", help="only these offline parts (default: all; none: --offline alone): "
                     "accuracy_clean accuracy_10db false_accepts memory_30_minutes transcribe_speed")
-    ap.add_argument("--out", type=Path, help="default: benchmarks/results/listen.json (--engine ctc: listen_ctc.json)")
+    ap.add_argument("--out", type=Path, help="default: benchmarks/results/listen.json (--confirm: listen-confirm.json; "
+                    "--engine ctc: listen_ctc.json)")
     args = ap.parse_args()
     import torch
 
     from audrey.data.scenes import HELD_OUT_VOICES
 
     torch.set_num_threads(1)
-    engine = Engine(args.engine, args.model, args.ctc_model)
-    out_path = args.out or REPO / "benchmarks" / "results" / ("listen.json" if args.engine == "segments" else "listen_ctc.json")
-    results: dict = {"engine": engine.name, "model": str(engine.model)}
+    if args.confirm and args.engine != "segments":
+        sys.exit("--confirm is the segments engine's option")
+    engine = Engine(args.engine, args.model, args.ctc_model, args.confirm)
+    name = "listen_ctc" if args.engine == "ctc" else "listen-confirm" if args.confirm else "listen"
+    out_path = args.out or REPO / "benchmarks" / "results" / f"{name}.json"
+    results: dict = {"engine": engine.name, "model": str(engine.model), "confirm": args.confirm}
     if engine.judge is not None:
         results["rejection"] = engine.judge.calibration.report
     with tempfile.TemporaryDirectory() as tmp:
