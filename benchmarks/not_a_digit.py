@@ -866,7 +866,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    model_folder = trained_folds("cnn-16k", "pool", args.epochs, args.synth, args.seed, [f"fold{k}" for k in range(FOLDS)])
+    model_folder = trained_folds(STARTER_RECIPE["config"], "pool", args.epochs, args.synth, args.seed, [f"fold{k}" for k in range(FOLDS)])
     items = material(args.aligned)
     if args.limit:
         rng = random.Random(args.seed)

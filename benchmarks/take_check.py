@@ -72,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    folder = trained_folds("cnn-16k", "pool", args.epochs, args.synth, args.seed, [f"fold{k}" for k in range(FOLDS)])
+    folder = trained_folds(STARTER_RECIPE["config"], "pool", args.epochs, args.synth, args.seed, [f"fold{k}" for k in range(FOLDS)])
     clips = read_pool(args.aligned)
     probs, digits, corpora = fold_probabilities(clips, folder)
     rng = np.random.default_rng(args.seed)
