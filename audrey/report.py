@@ -110,6 +110,12 @@ def print_personal(r) -> None:
                   f"personal [bold]{r.after:.1%}[/] (held-out takes not used; the file uses every take)")
         if len(r.curve) > 1:
             out.print("learning curve: " + ", ".join(f"{p['takes_per_digit']}/digit {p['accuracy']:.1%}" for p in r.curve))
+        if r.after < r.before:
+            # a base that already hears the voice well can lose a little to its adaptation (AN4 in
+            # benchmarks/personal.py); the user should know which one to use
+            out.print(f"[yellow]the personal weights hear your held-out takes worse than the base[/] "
+                      f"({r.after:.1%} against {r.before:.1%}): keep using the base (listen without --weights), "
+                      "or record more takes and personalize again")
     out.print(r.advice)
     if r.rejection is not None:
         j = r.rejection

@@ -310,3 +310,19 @@ def test_digits_without_a_take_are_not_unlearned(tiny_model, deep_voice):
     assert not torch.allclose(fc.weight[:6], base_fc.weight[:6])
     seen = (takes >= 3) & (labels < 6)
     assert accuracy(personal, feats[seen], labels[seen]) > accuracy(base, feats[seen], labels[seen])
+
+
+@pytest.mark.parametrize("before, after, warned", [(0.99, 0.98, True), (0.95, 0.99, False), (0.97, 0.97, False)])
+def test_personalize_says_when_the_base_hears_the_voice_better(tmp_path, capsys, before, after, warned):
+    """When the personal weights do worse on the held-out takes than the base (a base that already
+    knows the voice can lose a little to adaptation), `personalize` says to keep the base."""
+    from audrey.report import print_personal
+    from audrey.training.personal import PersonalResult
+
+    result = PersonalResult(path=tmp_path / "ada.personal.safetensors", speaker="ada", takes={d: 3 for d in range(10)},
+                            held_out=10, before=before, after=after, curve=[], advice="", adapt_seconds=1.0,
+                            file_bytes=45_000, changed=12, rank=4)
+    print_personal(result)
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("keep using the base" in text) is warned, text
+    assert f"base {before:.1%} -> personal {after:.1%}" in text
