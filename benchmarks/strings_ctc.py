@@ -16,7 +16,7 @@ same held-out-speaker clips, side by side:
 
 Material (audrey.data.strings): AN4 and the phone numbers, speakers held out by a hash of their name
 (AN4 25%, phone numbers 50%: 34 numbers in all); the digits `audrey data align` cut out of those
-recordings (/work/aligned or --aligned), held-out speakers dropped; FSDD and Speech Commands digits
+recordings (data/aligned or --aligned), held-out speakers dropped; FSDD and Speech Commands digits
 and Speech Commands words assembled into strings; Speech Commands' background noise split in two,
 one half for training and one for the noisy test.
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -148,8 +149,9 @@ def build_material(args, train_utts, train_noise) -> tuple[list, list, dict]:
 
 
 def material_key(args) -> str:
-    fields = {k: str(getattr(args, k)) for k in ("an4", "alphanumeric", "fsdd", "speech_commands", "aligned",
-                                                 "an4_share", "alnum_share", "assembled", "words", "noisy_share", "seed")}
+    # folders by their real path: the same material whichever link leads to it
+    fields = {k: os.path.realpath(getattr(args, k)) for k in ("an4", "alphanumeric", "fsdd", "speech_commands", "aligned")}
+    fields |= {k: str(getattr(args, k)) for k in ("an4_share", "alnum_share", "assembled", "words", "noisy_share", "seed")}
     fields["version"] = MATERIAL_VERSION
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -333,7 +335,7 @@ def main() -> None:
     ap.add_argument("--alphanumeric", type=Path, default=SHARED / "alphanumeric")
     ap.add_argument("--fsdd", type=Path, default=SHARED / "fsdd")
     ap.add_argument("--speech-commands", type=Path, default=SHARED / "speech-commands")
-    ap.add_argument("--aligned", type=Path, default=REPO.parent / "aligned", help="`audrey data align` output")
+    ap.add_argument("--aligned", type=Path, default=REPO / "data" / "aligned", help="`audrey data align --out` folder")
     ap.add_argument("--model", type=Path, default=REPO / "models" / "starter.safetensors", help="segment+classify's model")
     ap.add_argument("--an4-share", type=float, default=AN4_SHARE)
     ap.add_argument("--alnum-share", type=float, default=ALNUM_SHARE)

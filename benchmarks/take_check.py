@@ -9,8 +9,9 @@ and its probability is at least FLAG_CONFIDENCE. Two errors trade against each o
   enough to say so (the take poisons the personal weights).
 
 The speakers must be ones the model never heard, as a new speaker's are: the models are the real
-pool's fold models (benchmarks/real_pool.py, the starter's recipe: real_pool.STARTER_RECIPE), each tested on its own fold's speakers. A mislabel is the same clip given a seeded random
-other digit as its label. For each threshold: the share of correctly labelled takes flagged (false
+pool's fold models (benchmarks/real_pool.py, the starter's recipe: real_pool.STARTER_RECIPE), each
+tested on its own fold's speakers. A mislabel is the same clip given a seeded random other digit as
+its label. For each threshold: the share of correctly labelled takes flagged (false
 flags) and the share of mislabelled takes caught.
 
     OMP_NUM_THREADS=1 python benchmarks/take_check.py

@@ -196,7 +196,6 @@ class CTCStream:
     def flush(self) -> list[Event]:
         return self._chunks(self.chunker.flush(), None) + self._number()
 
-
     def _chunks(self, chunks: list[Chunk], captured: float | None) -> list[Event]:
         out = []
         fs = self.frame_seconds
