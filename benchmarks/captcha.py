@@ -256,8 +256,10 @@ def models_key(args) -> str:
 
 
 def clip_key(recipe: Recipe, args, models: str) -> str:
+    from audrey.live.confirm import MIN_STRING_P
+
     fields = {"recipe": asdict(recipe), "seed": args.seed, "version": RECIPE_VERSION, "models": models,
-              "methods": METHODS}
+              "methods": METHODS, "min_string_p": MIN_STRING_P}
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

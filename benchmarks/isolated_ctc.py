@@ -14,7 +14,7 @@ Sets, and what each model heard in training (neither set of real digits is held 
 - fsdd: 300 FSDD clips, takes 0-4 of every digit of its six speakers. The starter trained on every
   FSDD clip; the CTC model on every one, assembled into strings.
 - sc_words: 200 Speech Commands non-digit words, drawn from those the CTC model did not train on (it
-  trained on 800 of them, strings_ctc.py's draw, reproduced here). The starter's rejection was
+  trained on 800 of them: strings_ctc.training_words). The starter's rejection was
   calibrated on synthetic voices only.
 - synth_digits / synth_words: espeak-ng voices held out of every training and calibration
   (scenes.HELD_OUT_VOICES), saying each digit and the held-out words (wordlist.HELD_OUT_WORDS) with
@@ -36,18 +36,18 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-CTC_TRAINING_WORDS = 800  # strings_ctc.py's --words
 SYNTH_VOICES = 12
 
 
 def digit_clips(args) -> dict[str, list[tuple[Path, int | None]]]:
     from audrey.data.corpora import read_corpus, read_non_digits
+    from strings_ctc import training_words
 
     sc = [(c.path, c.digit) for c in read_corpus(args.speech_commands)]
     fsdd = [(c.path, c.digit) for c in read_corpus(args.fsdd) if c.take < 5]
     words = [w for w in read_non_digits(args.speech_commands) if not w.is_noise]
-    trained = set(np.random.default_rng(0).permutation(len(words))[:CTC_TRAINING_WORDS].tolist())  # strings_ctc.py's draw
-    unseen = [w for i, w in enumerate(words) if i not in trained]
+    trained = {w.path for w in training_words(args.speech_commands, np.random.default_rng(0))}
+    unseen = [w for w in words if w.path not in trained]
     pick = np.random.default_rng(1).choice(len(unseen), args.words, replace=False)
     return {"sc_digits": sc, "fsdd": fsdd, "sc_words": [(unseen[i].path, None) for i in sorted(pick)]}
 

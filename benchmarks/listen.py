@@ -10,7 +10,7 @@ pause has passed, so its per-digit latency includes the --string-gap pause; and 
 is weak on espeak-ng voices, the material here, so its accuracy here is not a figure for people
 (benchmarks/not_a_digit.py measures it on real speech).
 
-Needs espeak-ng and, for the live figures, PulseAudio (../shared/tools/vmic-up is run first). The
+Needs espeak-ng and, for the live figures, PulseAudio (the project's tools/vmic-up is run first). The
 model needs its rejection calibration beside it (`audrey calibrate --model ...`). `--engine ctc`
 measures `listen --engine ctc` (the digit-string model, audrey.live.ctc_transcribe.CTCStream)
 instead: the same figures through that stream, with the latency per string (its line comes once
@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-VMIC_UP = REPO.parent / "shared/tools/vmic-up"
+VMIC_UP = REPO / "tools" / "vmic-up"
 RATE = 16000
 CLI = [sys.executable, "-c", "from audrey.cli import main; main()"]
 

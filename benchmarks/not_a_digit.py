@@ -97,6 +97,10 @@ BATCH_ITEMS = 200  # files segmented and judged at once
 # Speech Commands words heard as one digit by ear; "fine" and the single letters (A/eight, E and
 # V/three) are not in the corpora as clips: the spelled names carry the letters.
 NEAR_MISSES = {"tree": 3, "on": 1, "no": 9}
+# Letters heard as a digit, from the AN4 utterances with no digit word that spell them ("R O B E R T"):
+# the share of utterances holding the letter that print its digit, against those holding none of
+# that digit's letters (utterances have no word times, so a letter is measured by where it occurs).
+LETTER_NEAR_MISSES = {"A": 8, "E": 3, "V": 3}
 # AN4 words that are numbers but not digit words ("sixty" holds "six", "fifteen" "five"-ish)
 NUMBER_WORD = re.compile(r"(teen|ty|tieth|teenth)$|^(ten|eleven|twelve|hundred|thousand|first|second|third|fourth|"
                          r"fifth|sixth|seventh|eighth|ninth|tenth|twelfth)$")
@@ -313,6 +317,15 @@ def figures(items: list[Item], printed: list[str], seconds: list[float], folds=N
                                                      "printing_a_digit": share(per_word[w], lambda j: printed[j] != ""),
                                                      f"printing_{d}": share(per_word[w], lambda j, d=d: str(d) in printed[j])}
                           for w, d in NEAR_MISSES.items()}
+    an4 = of("an4")
+    out["letter_near_misses"] = {}
+    for letter, d in LETTER_NEAR_MISSES.items():
+        rivals = {x for x, dx in LETTER_NEAR_MISSES.items() if dx == d}
+        with_it = [j for j in an4 if letter in items[j].label.upper().split()]
+        without = [j for j in an4 if not rivals & set(items[j].label.upper().split())]
+        out["letter_near_misses"][f"{letter}/{DIGIT_WORDS[d]}"] = {
+            "utterances": len(with_it), f"printing_{d}": share(with_it, lambda j, d=d: str(d) in printed[j]),
+            "utterances_without": len(without), f"without_printing_{d}": share(without, lambda j, d=d: str(d) in printed[j])}
     for kind, groups in (("name", {"all": of("name")}),
                          ("an4", {"no number word": [j for j in of("an4") if not has_number_word(items[j].label)],
                                   "with a number word": [j for j in of("an4") if has_number_word(items[j].label)]})):
@@ -544,12 +557,10 @@ def ctc_unheard(it: Item) -> bool:
 
 
 def ctc_trained_words() -> set[str]:
-    """The Speech Commands words the shipped digit-string model heard: strings_ctc.build_material's
-    choice of its WORDS, the first draw of its generator (seed 0)."""
-    from strings_ctc import WORDS
+    """The Speech Commands words the shipped digit-string model heard (strings_ctc.training_words)."""
+    from strings_ctc import training_words
 
-    words = [w for w in read_non_digits(SHARED / "speech-commands") if not w.is_noise]
-    return {str(words[i].path) for i in np.random.default_rng(0).permutation(len(words))[:WORDS]}
+    return {str(w.path) for w in training_words(SHARED / "speech-commands", np.random.default_rng(0))}
 
 
 def confirm_half(it: Item) -> int:
@@ -572,12 +583,14 @@ def run_confirm(items: list[Item], folder: Path, seed: int) -> dict:
     """Every file through transcribe_file with --confirm's check at string_p threshold 0 (A's verdicts,
     each word's string_p recorded), and each fold's word stream through DigitStream the same way;
     cached. Any threshold's output is then computed from the records (`confirmed_printed`)."""
-    cached = folder / "confirm-2.json"  # WORD_FIELDS
+    from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
+
+    # WORD_FIELDS' version, and the string model whose posteriors these are
+    cached = folder / f"confirm-2-{file_digest(SHIPPED_CTC)[:10]}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     from audrey.live.confirm import StringCheck
     from audrey.live.stream import DigitStream
-    from audrey.models.ctc_file import SHIPPED_CTC, load_ctc
 
     judge, check = starter_judge(), StringCheck(load_ctc(SHIPPED_CTC), min_p=0.0)
     t0 = time.perf_counter()
@@ -665,8 +678,11 @@ def confirm_result(items: list[Item], seg: dict, conf: dict, share: float) -> di
                                                  for k, js in words.items()}
         return out
 
+    from audrey.live.confirm import MIN_STRING_P
+
     a_printed = printed(-1.0)
     c_printed = printed(min_p)
+    shipped_printed = printed(MIN_STRING_P)
     same_as_a = sum(a == b for a, b in zip(a_printed, printed_digits(seg, len(items))))
     hours = sum(s["seconds"] for s in conf["streams"]) / 3600
     per_hour = lambda t: round(sum(len(confirmed_digits(s["events"], t)) for s in conf["streams"]) / hours, 1)  # noqa: E731
@@ -681,6 +697,8 @@ def confirm_result(items: list[Item], seg: dict, conf: dict, share: float) -> di
             "A_figures_same_path": subsets(figures(items, a_printed, seg["item_seconds"]), a_printed),
             "files_same_as_A_segments": same_as_a, "stream": {"hours": round(hours, 3), "A_per_hour": per_hour(-1.0),
                                                               "C_per_hour": per_hour(min_p)},
+            "shipped": {"min_string_p": MIN_STRING_P, "per_hour": per_hour(MIN_STRING_P),
+                        "figures": subsets(figures(items, shipped_printed, seg["item_seconds"]), shipped_printed)},
             "tradeoff": tradeoff, "seconds": conf["seconds"], "ablation": ablation_table, "ablation_mismatches": mismatch}
 
 
@@ -737,6 +755,12 @@ def print_tables(res: dict) -> None:
         d = [x for x in na if x.startswith("printing_") and x != "printing_a_digit"][0]
         print(f"  {k:12s} ({na['clips']:3d} clips)  " + "   ".join(
             f"{n} {pct(f['near_misses'][k]['printing_a_digit']).strip()} / {pct(f['near_misses'][k][d]).strip()}" for n, f in cols.items()))
+    for k, la in cols["A"]["letter_near_misses"].items():
+        d = str(LETTER_NEAR_MISSES[k.split("/")[0]])
+        print(f"  AN4 letter {k:8s} ({la['utterances']:3d} utterances with it / {la['utterances_without']:3d} without any of "
+              f"{d}'s letters) printing a {d}:  " + "   ".join(
+                  f"{n} {pct(f['letter_near_misses'][k]['printing_' + d]).strip()} / "
+                  f"{pct(f['letter_near_misses'][k]['without_printing_' + d]).strip()}" for n, f in cols.items()))
     print("  digits printed on spelled names, by digit (the letters A/eight; B C D E G P T V/three): "
           + "  ".join(f"{n} {f['name: all']['digits_printed_by_digit']}" for n, f in cols.items()))
     print("\nper word (share printing a digit: " + " / ".join(cols) + "):")
@@ -771,7 +795,8 @@ def print_confirm(c: dict) -> None:
           f"speech,\n    gives it at least min_string_p = {c['min_string_p']:.3f} inside the word (chosen to keep "
           f"{c['chosen']['share_kept']:.0%} of A's right digits\n    of {c['chosen']['calibration_speakers']} AN4 and phone-number "
           f"speakers the string model never heard; the shipped threshold is audrey.live.confirm.MIN_STRING_P).\n    {c['note']}")
-    print(f"{'':42s} | {'A':>9s} | {'C':>9s}")
+    shipped = c["shipped"]["figures"]
+    print(f"{'':42s} | {'A':>9s} | {'C':>9s} | C at the shipped {c['shipped']['min_string_p']:.3f}")
     rows = [("SC non-digit words printing a digit", lambda x: pct(x["words_printing_a_digit"])),
             ("  words the string model never heard", lambda x: pct(x["words_by_string_model_training"]["unseen"]["printing_a_digit"])),
             ("  the 800 words it trained on", lambda x: pct(x["words_by_string_model_training"]["seen"]["printing_a_digit"])),
@@ -782,12 +807,17 @@ def print_confirm(c: dict) -> None:
             ("AN4, no number word: digits per minute", lambda x: rate(x['an4: no number word']['digits_per_minute'])),
             ("AN4, a number word: digits per minute", lambda x: rate(x['an4: with a number word']['digits_per_minute']))]
     for label, fn in rows:
-        print(f"{label:42s} | {fn(a):>9s} | {fn(f):>9s}")
+        print(f"{label:42s} | {fn(a):>9s} | {fn(f):>9s} | {fn(shipped):>9s}")
     s = c["stream"]
-    print(f"{'false accepts per hour (word stream)':42s} | {s['A_per_hour']:9.1f} | {s['C_per_hour']:9.1f}")
+    print(f"{'false accepts per hour (word stream)':42s} | {s['A_per_hour']:9.1f} | {s['C_per_hour']:9.1f} | "
+          f"{c['shipped']['per_hour']:9.1f}")
     print("  near misses (printing any digit): " + "  ".join(
         f"{k} {pct(a['near_misses'][k]['printing_a_digit']).strip()} -> {pct(f['near_misses'][k]['printing_a_digit']).strip()}"
         for k in a["near_misses"]))
+    print("  AN4 letters (utterances with it printing its digit): " + "  ".join(
+        f"{k} {pct(v['printing_' + str(LETTER_NEAR_MISSES[k[0]])]).strip()} -> "
+        f"{pct(f['letter_near_misses'][k]['printing_' + str(LETTER_NEAR_MISSES[k[0]])]).strip()}"
+        for k, v in a["letter_near_misses"].items()))
     print(f"  A through --confirm's path printed what A's segments print for {c['files_same_as_A_segments']} files")
     print(f"  which of A's six tests still pull their weight with --confirm (each verdict recomputed from its scores; "
           f"{c['ablation_mismatches']} disagree with the recorded ones):")

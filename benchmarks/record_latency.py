@@ -2,7 +2,7 @@
 
     /tmp/venv/bin/python benchmarks/record_latency.py [--takes 20]
 
-Needs espeak-ng and PulseAudio (../shared/tools/vmic-up is run first). Two views:
+Needs espeak-ng and PulseAudio (the project's tools/vmic-up is run first). Two views:
 1. in-process, the recorder's own clock: from the arrival of the audio block that holds the last
    loud frame to the take renamed into place (includes the end-of-take pause the recorder waits
    for, vad.RECORDER.hangover, which is there to catch a second word; the rest is processing);
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-VMIC_UP = REPO.parent / "shared/tools/vmic-up"
+VMIC_UP = REPO / "tools" / "vmic-up"
 VOICES = (("en-us", "m3", 50), ("en-gb", "f2", 60))
 
 

@@ -1,5 +1,6 @@
 """Connected digit strings: the CTC digit-string model against PocketSphinx and segment-and-classify.
 
+    OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/strings_ctc.py     # the shipped recipe (RECIPE), ~70 min
     PYTHONPATH=$PWD python benchmarks/strings_ctc.py [--epochs 12] [--retrain] [--classic-sample 60]
     PYTHONPATH=$PWD python benchmarks/strings_ctc.py --no-peers --ctc-model models/digits.ctc.safetensors
 
@@ -52,6 +53,8 @@ MATERIAL_VERSION = 1  # bump when the material's recipe changes: the cache key i
 AN4_SHARE = 0.25
 ALNUM_SHARE = 0.5
 WORDS = 800
+# The rest of that recipe, the defaults of the other options: a plain run trains the shipped model again.
+RECIPE = {"epochs": 45, "assembled": 5000, "speeds": [0.9, 1.1], "time_limit": 6000.0}
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -113,10 +116,19 @@ def noises(args) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return [c for i, c in enumerate(clips) if i % 4], [c for i, c in enumerate(clips) if i % 4 == 0]
 
 
+def training_words(speech_commands: Path, rng: np.random.Generator, n: int = WORDS) -> list:
+    """The Speech Commands non-digit words the string model trains on: the first draw of the
+    material's generator (so `training_words(sc, np.random.default_rng(0))` names the shipped model's)."""
+    from audrey.data.corpora import read_non_digits
+
+    words = [w for w in read_non_digits(speech_commands) if not w.is_noise]
+    return [words[i] for i in rng.permutation(len(words))[:n]]
+
+
 def build_material(args, train_utts, train_noise) -> tuple[list, list, dict]:
     """(waves, token sequences, counts) of the training material."""
-    from audrey.data.corpora import read_corpus, read_non_digits
-    from audrey.data.strings import assembled_strings, load_piece, mix_background, utterance_example
+    from audrey.data.corpora import read_corpus
+    from audrey.data.strings import assembled_strings, load_piece, mix_background, speed_perturbed, utterance_example
     from audrey.models.ctc import OTHER, digit_token
 
     rng = np.random.default_rng(args.seed)
@@ -128,8 +140,7 @@ def build_material(args, train_utts, train_noise) -> tuple[list, list, dict]:
         aligned = read_corpus(args.aligned)
         clips += [c for c in aligned if not is_test_speaker(c.speaker, args.an4_share, args.alnum_share)]
     digits = [load_piece(c.path, digit_token(c.digit), c.speaker) for c in clips]
-    words = [w for w in read_non_digits(args.speech_commands) if not w.is_noise]
-    words = [words[i] for i in rng.permutation(len(words))[: args.words]]
+    words = training_words(args.speech_commands, rng, args.words)
     word_pieces = [load_piece(w.path, OTHER, w.speaker) for w in words]
     print(f"  {len(digits)} digit clips, {len(word_pieces)} words read ({time.perf_counter() - t0:.0f} s)", flush=True)
     examples += assembled_strings(digits, word_pieces, args.assembled, rng)
@@ -143,8 +154,15 @@ def build_material(args, train_utts, train_noise) -> tuple[list, list, dict]:
     for ex in examples[: len(train_utts)]:
         waves.append(mix_background(ex.wave, train_noise, rng.uniform(0, 20), rng))
         targets.append(ex.tokens)
+    # and at each of --speeds, half of them in noise as the rest
+    for factor in args.speeds:
+        for ex in examples[: len(train_utts)]:
+            fast = speed_perturbed(ex, factor)
+            snr = rng.uniform(0, 25) if rng.random() < args.noisy_share else rng.uniform(35, 50)
+            waves.append(mix_background(fast.wave, train_noise, snr, rng))
+            targets.append(ex.tokens)
     counts = {"utterances": len(train_utts), "digit_clips": len(digits), "words": len(word_pieces),
-              "assembled": args.assembled, "examples": len(waves)}
+              "assembled": args.assembled, "speeds": list(args.speeds), "examples": len(waves)}
     return waves, targets, counts
 
 
@@ -153,6 +171,8 @@ def material_key(args) -> str:
     fields = {k: os.path.realpath(getattr(args, k)) for k in ("an4", "alphanumeric", "fsdd", "speech_commands", "aligned")}
     fields |= {k: str(getattr(args, k)) for k in ("an4_share", "alnum_share", "assembled", "words", "noisy_share", "seed")}
     fields["version"] = MATERIAL_VERSION
+    if args.speeds:  # absent without speed perturbation, so the keys of earlier material stay valid
+        fields["speeds"] = list(args.speeds)
     return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -339,15 +359,17 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=REPO / "models" / "starter.safetensors", help="segment+classify's model")
     ap.add_argument("--an4-share", type=float, default=AN4_SHARE)
     ap.add_argument("--alnum-share", type=float, default=ALNUM_SHARE)
-    ap.add_argument("--assembled", type=int, default=3000)
+    ap.add_argument("--assembled", type=int, default=RECIPE["assembled"])
     ap.add_argument("--words", type=int, default=WORDS, help="Speech Commands non-digit words used in assembled strings")
     ap.add_argument("--noisy-share", type=float, default=0.5)
-    ap.add_argument("--epochs", type=int, default=13)
+    ap.add_argument("--speeds", type=float, nargs="*", default=RECIPE["speeds"],
+                    help="the real utterances again at these speed factors (e.g. 0.9 1.1)")
+    ap.add_argument("--epochs", type=int, default=RECIPE["epochs"])
     ap.add_argument("--batch-frames", type=int, default=6000, help="feature frames per batch (10 ms each)")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--d-model", type=int, default=64)
-    ap.add_argument("--time-limit", type=float, default=840.0, help="seconds of training before it stops")
+    ap.add_argument("--time-limit", type=float, default=RECIPE["time_limit"], help="seconds of training before it stops")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--no-peers", action="store_true", help="only the CTC model (the peers' rows already in --out are kept)")

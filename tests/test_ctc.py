@@ -182,6 +182,21 @@ def test_assemble_places_pieces_with_gaps_and_overlap():
     assert len(wave) - len(overlapped) == 3 * (int(0.2 * RATE) - int(-0.05 * RATE))  # same seed: same lead and tail
 
 
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturbation_moves_duration_and_pitch_together(factor):
+    """A tape played `factor` times as fast: 1/factor as long, every frequency times factor, the same tokens."""
+    from audrey.data.strings import RATE, Example, speed_perturbed
+
+    seconds = 0.5
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * RATE)) / RATE)).astype(np.float32)
+    fast = speed_perturbed(Example(tone, (tok(4), OTHER), "s", "an4"), factor)
+    assert (fast.tokens, fast.speaker, fast.kind) == ((tok(4), OTHER), "s", "an4")
+    assert abs(len(fast.wave) - len(tone) / factor) <= 2
+    spectrum = np.abs(np.fft.rfft(fast.wave * np.hanning(len(fast.wave))))
+    peak_hz = np.argmax(spectrum) * RATE / len(fast.wave)
+    assert abs(peak_hz - 440 * factor) < 4, peak_hz
+
+
 def test_held_out_is_stable_and_near_its_share():
     from audrey.data.strings import held_out
 

@@ -75,6 +75,12 @@ def utterance_example(utt: Utterance) -> Example:
     return Example(wave, word_tokens(utt.words), utt.speaker, utt.source)
 
 
+def speed_perturbed(ex: Example, factor: float) -> Example:
+    """The example said `factor` times as fast, its pitch moved with it (a tape played faster: the
+    samples read as if recorded at RATE * factor), as Kaldi's speed perturbation does."""
+    return Example(waveform.resample(ex.wave, round(RATE * factor), RATE), ex.tokens, ex.speaker, ex.kind)
+
+
 def load_piece(path: Path, token: int, speaker: str) -> Piece:
     wave = waveform.trim_silence(waveform.load_audio(path, RATE), waveform.TRIM_TOP_DB, RATE)
     peak = np.abs(wave).max() if len(wave) else 0.0

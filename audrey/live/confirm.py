@@ -12,10 +12,10 @@ The two models learnt different things from different material (a whole-word cla
 isolated digits; a sequence model on utterances, strings and other speech), so they rarely make the
 same mistake on a word that is not a digit, while both hear a real digit.
 
-MIN_STRING_P is low on purpose: the check is for words in which the string model finds no trace of
-the digit, not for digits it is unsure of. benchmarks/not_a_digit.py chooses it on real speech (part
-C: the real digits of speakers the string model never heard, and Speech Commands words it never
-trained on) and reports what it costs and buys.
+MIN_STRING_P belongs to the shipped string model: benchmarks/not_a_digit.py chooses it on real speech
+(part C: the threshold that keeps 99% of the right digits of half the speakers the string model never
+heard; the other half and Speech Commands words it never trained on test it) and reports what it
+costs and buys. Choose it again whenever that model changes.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from audrey.live.ctc_transcribe import decode_chunk
 from audrey.models.ctc import BLANK, digit_token, token_digit
 from audrey.models.ctc_file import SHIPPED_CTC, CTCBundle, load_ctc
 
-MIN_STRING_P = 0.05  # the string model's posterior for the digit, at its best frame inside the word
+MIN_STRING_P = 0.3  # the string model's posterior for the digit, at its best frame inside the word
 
 
 class StringCheck:
