@@ -1,6 +1,6 @@
 """Connected digit strings: the CTC digit-string model against PocketSphinx and segment-and-classify.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/strings_ctc.py     # the shipped recipe (RECIPE), ~70 min
+    OMP_NUM_THREADS=1 PYTHONPATH=$PWD python benchmarks/strings_ctc.py     # the shipped recipe (RECIPE), ~80 min
     PYTHONPATH=$PWD python benchmarks/strings_ctc.py [--epochs 12] [--retrain] [--classic-sample 60]
     PYTHONPATH=$PWD python benchmarks/strings_ctc.py --no-peers --ctc-model models/digits.ctc.safetensors
 
