@@ -144,22 +144,20 @@ def build_material(args, train_utts, train_noise) -> tuple[list, list, dict]:
     word_pieces = [load_piece(w.path, OTHER, w.speaker) for w in words]
     print(f"  {len(digits)} digit clips, {len(word_pieces)} words read ({time.perf_counter() - t0:.0f} s)", flush=True)
     examples += assembled_strings(digits, word_pieces, args.assembled, rng)
-    waves, targets = [], []
-    for ex in examples:
-        noisy = rng.random() < args.noisy_share
-        waves.append(mix_background(ex.wave, train_noise, rng.uniform(0, 25), rng) if noisy else
-                     mix_background(ex.wave, train_noise, rng.uniform(35, 50), rng))
-        targets.append(ex.tokens)
+    def in_a_room(wave: np.ndarray) -> np.ndarray:
+        """`noisy_share` of the material in background noise at 0-25 dB SNR, the rest nearly clean."""
+        snr = rng.uniform(0, 25) if rng.random() < args.noisy_share else rng.uniform(35, 50)
+        return mix_background(wave, train_noise, snr, rng)
+
+    waves, targets = [in_a_room(ex.wave) for ex in examples], [ex.tokens for ex in examples]
     # the real utterances once more, in noise: they are the rarest and the closest to the test
     for ex in examples[: len(train_utts)]:
         waves.append(mix_background(ex.wave, train_noise, rng.uniform(0, 20), rng))
         targets.append(ex.tokens)
-    # and at each of --speeds, half of them in noise as the rest
+    # and at each of --speeds, in a room as the rest
     for factor in args.speeds:
         for ex in examples[: len(train_utts)]:
-            fast = speed_perturbed(ex, factor)
-            snr = rng.uniform(0, 25) if rng.random() < args.noisy_share else rng.uniform(35, 50)
-            waves.append(mix_background(fast.wave, train_noise, snr, rng))
+            waves.append(in_a_room(speed_perturbed(ex, factor).wave))
             targets.append(ex.tokens)
     counts = {"utterances": len(train_utts), "digit_clips": len(digits), "words": len(word_pieces),
               "assembled": args.assembled, "speeds": list(args.speeds), "examples": len(waves)}
@@ -377,6 +375,10 @@ def main() -> None:
     ap.add_argument("--classic-sample", type=int, default=0, help="segment+classify on at most this many clips per set")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "strings_ctc.json")
     args = ap.parse_args()
+    from audrey.data.strings import MAX_SPEED, MIN_SPEED
+
+    if any(not MIN_SPEED <= f <= MAX_SPEED for f in args.speeds):
+        ap.error(f"--speeds {' '.join(map(str, args.speeds))}: each factor from {MIN_SPEED} to {MAX_SPEED} (e.g. 0.9 1.1)")
     torch.set_num_threads(1)
 
     train_utts, test = split_utterances(args)

@@ -197,6 +197,14 @@ def test_speed_perturbation_moves_duration_and_pitch_together(factor):
     assert abs(peak_hz - 440 * factor) < 4, peak_hz
 
 
+@pytest.mark.parametrize("factor", [0.0, -1.0, 0.2, 3.0])
+def test_speed_perturbation_refuses_a_factor_no_speech_has(factor):
+    from audrey.data.strings import Example, speed_perturbed
+
+    with pytest.raises(ValueError, match=f"speed factor {factor}: expected 0.5 to 2.0"):
+        speed_perturbed(Example(np.zeros(1600, np.float32), (OTHER,), "s", "an4"), factor)
+
+
 def test_held_out_is_stable_and_near_its_share():
     from audrey.data.strings import held_out
 

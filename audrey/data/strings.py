@@ -29,6 +29,7 @@ from audrey.models.ctc import OTHER, digit_token
 
 RATE = waveform.SAMPLE_RATE  # the shared frontend's rate
 MIN_NOISE_DBFS = -60.0  # background clips quieter than this are digital silence, not noise
+MIN_SPEED, MAX_SPEED = 0.5, 2.0  # speed perturbation beyond these is no longer speech people make
 GAPS = ((-0.06, 0.0), (0.0, 0.12), (0.12, 0.6), (0.6, 1.2))  # seconds between pieces: overlap .. long pause
 
 
@@ -78,6 +79,8 @@ def utterance_example(utt: Utterance) -> Example:
 def speed_perturbed(ex: Example, factor: float) -> Example:
     """The example said `factor` times as fast, its pitch moved with it (a tape played faster: the
     samples read as if recorded at RATE * factor), as Kaldi's speed perturbation does."""
+    if not MIN_SPEED <= factor <= MAX_SPEED:
+        raise ValueError(f"speed factor {factor}: expected {MIN_SPEED} to {MAX_SPEED} (0.9 and 1.1 are usual)")
     return Example(waveform.resample(ex.wave, round(RATE * factor), RATE), ex.tokens, ex.speaker, ex.kind)
 
 
